@@ -1,0 +1,1 @@
+"""The headless engine: time, ports, sockets and the model file. Never imports torch."""

@@ -1,0 +1,3 @@
+from lkjam.cli import main
+
+raise SystemExit(main())
