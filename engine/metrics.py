@@ -1,0 +1,244 @@
+"""Music metrics on event streams (numpy only): how well the AI part fits the input part.
+
+All functions take an array of `lkjam.engine.events.EVENT_DTYPE` (fields `beat`, `dur`,
+`pitch`, `role`) holding both the input part (human and/or clip notes) and the AI part.
+Which roles count as input is `input_roles` (default human and clip); role ai is the AI.
+
+Time is cut into **frames** at every note onset and note end, so inside a frame the set of
+sounding notes is constant. Frame-based shares are weighted by frame length in beats: this
+is the limit of ReaLchords' fixed-grid frames as the grid gets finer, and does not depend on
+a grid size. A note sounds in `[beat, beat + dur)`. A note with unknown duration (`dur <= 0`,
+live human input) is taken to last until the next later onset of its role, at most
+`UNKNOWN_DURATION_CAP` beats.
+
+A metric with nothing to measure (say, NiCR when the AI never plays) is `nan`, not 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+ROLE_HUMAN, ROLE_CLIP, ROLE_AI = 0, 1, 2
+INPUT_ROLES: tuple[int, ...] = (ROLE_HUMAN, ROLE_CLIP)
+UNKNOWN_DURATION_CAP = 4.0  # beats
+
+# Chord templates as intervals above the root: triads and seventh chords, over all 12 roots.
+CHORD_TYPES: dict[str, tuple[int, ...]] = {
+    "maj": (0, 4, 7),
+    "min": (0, 3, 7),
+    "dim": (0, 3, 6),
+    "aug": (0, 4, 8),
+    "dom7": (0, 4, 7, 10),
+    "maj7": (0, 4, 7, 11),
+    "min7": (0, 3, 7, 10),
+    "half-dim7": (0, 3, 6, 10),
+    "dim7": (0, 3, 6, 9),
+}
+
+_PC_BITS = 1 << np.arange(12, dtype=np.int64)  # pitch class -> bit in a 12-bit set
+_POPCOUNT = np.array([bin(m).count("1") for m in range(4096)], dtype=np.int64)
+
+
+def _chord_masks() -> np.ndarray:
+    masks = {
+        sum(1 << ((root + i) % 12) for i in intervals)
+        for intervals in CHORD_TYPES.values()
+        for root in range(12)
+    }
+    return np.array(sorted(masks), dtype=np.int64)
+
+
+def _fits_a_chord_table() -> np.ndarray:
+    # (4096,) bool: pitch-class set m lies inside at least one chord template.
+    sets = np.arange(4096, dtype=np.int64)[:, None]
+    return np.any((sets & ~_chord_masks()[None, :]) == 0, axis=1)
+
+
+_FITS_CHORD = _fits_a_chord_table()
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Piecewise-constant sounding state. F frames; frame i is [bounds[i], bounds[i+1])."""
+
+    bounds: np.ndarray  # (F+1,) beats
+    widths: np.ndarray  # (F,) beats
+    input_pcs: np.ndarray  # (F,) int64 12-bit pitch-class sets sounding from the input roles
+    ai_pcs: np.ndarray  # (F,) int64 12-bit pitch-class sets sounding from the AI
+
+
+def note_ends(events: np.ndarray) -> np.ndarray:
+    """(N,) float64 end beat of every note; unknown durations filled as the module doc says."""
+    beats = events["beat"].astype(np.float64)
+    durs = events["dur"].astype(np.float64)
+    ends = beats + durs
+    unknown = durs <= 0
+    for role in np.unique(events["role"][unknown]):
+        of_role = events["role"] == role
+        onsets = np.unique(beats[of_role])
+        pick = unknown & of_role
+        nxt = np.searchsorted(onsets, beats[pick], side="right")
+        following = np.where(nxt < len(onsets), onsets[np.minimum(nxt, len(onsets) - 1)], np.inf)
+        ends[pick] = np.minimum(following, beats[pick] + UNKNOWN_DURATION_CAP)
+    return ends
+
+
+def frames(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> Frames:
+    """Cut the stream into frames at every onset and end (see module doc)."""
+    beats = events["beat"].astype(np.float64)
+    ends = note_ends(events)
+    keep = ends > beats  # zero-length notes never sound
+    bounds = np.unique(np.concatenate([beats[keep], ends[keep]]))
+    n_frames = max(len(bounds) - 1, 0)
+    pcs = events["pitch"].astype(np.int64) % 12
+    is_input = np.isin(events["role"], np.asarray(input_roles))
+    is_ai = events["role"] == ROLE_AI
+
+    def sounding(select: np.ndarray) -> np.ndarray:
+        # Difference array over frames: +1 where a note starts, -1 where it ends, per pitch class.
+        sel = select & keep
+        counts = np.zeros((n_frames + 1, 12), dtype=np.int64)
+        np.add.at(counts, (np.searchsorted(bounds, beats[sel]), pcs[sel]), 1)
+        np.add.at(counts, (np.searchsorted(bounds, ends[sel]), pcs[sel]), -1)
+        on = np.cumsum(counts, axis=0)[:n_frames] > 0
+        result: np.ndarray = on @ _PC_BITS
+        return result
+
+    return Frames(
+        bounds=bounds,
+        widths=np.diff(bounds),
+        input_pcs=sounding(is_input),
+        ai_pcs=sounding(is_ai),
+    )
+
+
+def _weighted_share(hit: np.ndarray, over: np.ndarray, widths: np.ndarray) -> float:
+    total = float(widths[over].sum())
+    if total <= 0:
+        return float("nan")
+    return float((widths * hit)[over].sum() / total)
+
+
+def nicr(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> float:
+    """Note-in-chord ratio: over frames where input and AI both sound, the share of the input's
+    sounding pitch classes that the AI also sounds (for a single melody note: 1 or 0)."""
+    f = frames(events, input_roles)
+    both = (f.input_pcs != 0) & (f.ai_pcs != 0)
+    n_input = np.maximum(_POPCOUNT[f.input_pcs], 1)
+    share = _POPCOUNT[f.input_pcs & f.ai_pcs] / n_input
+    return _weighted_share(share, both, f.widths)
+
+
+def chord_fit(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> float:
+    """Over frames where the AI sounds and all sounding notes make two or more distinct pitch
+    classes, the share whose pitch-class set lies inside one triad or seventh chord."""
+    f = frames(events, input_roles)
+    union = f.input_pcs | f.ai_pcs
+    counted = (f.ai_pcs != 0) & (_POPCOUNT[union] >= 2)
+    return _weighted_share(_FITS_CHORD[union], counted, f.widths)
+
+
+def doubling(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> float:
+    """Melody doubling: over frames where input and AI both sound, the share in which the AI's
+    only pitch class is one the input sounds (an echo of the melody, not harmony)."""
+    f = frames(events, input_roles)
+    both = (f.input_pcs != 0) & (f.ai_pcs != 0)
+    echo = (_POPCOUNT[f.ai_pcs] == 1) & ((f.ai_pcs & f.input_pcs) != 0)
+    return _weighted_share(echo, both, f.widths)
+
+
+def pc_entropy(events: np.ndarray) -> float:
+    """Entropy in bits (0 .. log2 12 = 3.585) of the pitch classes of the AI's note onsets."""
+    pcs = events["pitch"][events["role"] == ROLE_AI].astype(np.int64) % 12
+    if len(pcs) == 0:
+        return float("nan")
+    p = np.bincount(pcs, minlength=12) / len(pcs)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())
+
+
+def overlap(
+    events: np.ndarray,
+    input_roles: Sequence[int] = INPUT_ROLES,
+    tolerance: float = 1 / 16,
+) -> float:
+    """Call-and-response overlap rate: the share of AI notes that sound together with input
+    notes for more than `tolerance` beats (which forgives legato release/attack jitter)."""
+    ai = events[events["role"] == ROLE_AI]
+    if len(ai) == 0:
+        return float("nan")
+    f = frames(events, input_roles)
+    # Cumulative input-sounding time at each frame bound; overlap of [b, e) = cum(e) - cum(b).
+    cum = np.concatenate([[0.0], np.cumsum(f.widths * (f.input_pcs != 0))])
+    if len(f.bounds) == 0:
+        return 0.0
+    start = ai["beat"].astype(np.float64)
+    end = note_ends(events)[events["role"] == ROLE_AI]
+    shared = np.interp(end, f.bounds, cum) - np.interp(start, f.bounds, cum)
+    return float(np.mean(shared > tolerance))
+
+
+def phrases(
+    events: np.ndarray,
+    input_roles: Sequence[int] = INPUT_ROLES,
+    phrase_gap: float = 2.0,
+) -> np.ndarray:
+    """(P, 3) float64 rows (first onset, last onset, end) of the input's phrases: a phrase ends
+    where the input falls silent for at least `phrase_gap` beats."""
+    select = np.isin(events["role"], np.asarray(input_roles))
+    beats = events["beat"][select].astype(np.float64)
+    ends = note_ends(events)[select]
+    if len(beats) == 0:
+        return np.zeros((0, 3))
+    order = np.argsort(beats, kind="stable")
+    beats, ends = beats[order], ends[order]
+    reach = np.maximum.accumulate(ends)  # latest end among notes so far
+    starts_phrase = np.concatenate([[True], beats[1:] - reach[:-1] >= phrase_gap])
+    first = np.flatnonzero(starts_phrase)
+    last = np.concatenate([first[1:], [len(beats)]]) - 1
+    return np.stack([beats[first], beats[last], reach[last]], axis=1)
+
+
+def answer_delays(
+    events: np.ndarray,
+    input_roles: Sequence[int] = INPUT_ROLES,
+    phrase_gap: float = 2.0,
+) -> np.ndarray:
+    """(P,) beats from the end of each input phrase to the first AI onset after the phrase's
+    last onset and before the next phrase (negative: the AI came in over the last note);
+    nan where the AI did not answer."""
+    spans = phrases(events, input_roles, phrase_gap)
+    ai_onsets = np.sort(events["beat"][events["role"] == ROLE_AI].astype(np.float64))
+    next_start = np.concatenate([spans[1:, 0], [np.inf]])
+    idx = np.searchsorted(ai_onsets, spans[:, 1], side="right")
+    found = np.full(len(spans), np.nan)
+    ok = idx < len(ai_onsets)
+    found[ok] = ai_onsets[idx[ok]]
+    answered = ok & (found < next_start)
+    return np.where(answered, found - spans[:, 2], np.nan)
+
+
+def answer_delay(
+    events: np.ndarray,
+    input_roles: Sequence[int] = INPUT_ROLES,
+    phrase_gap: float = 2.0,
+) -> float:
+    """Mean answer delay in beats over the answered phrases (nan if none was answered)."""
+    delays = answer_delays(events, input_roles, phrase_gap)
+    delays = delays[~np.isnan(delays)]
+    return float(delays.mean()) if len(delays) else float("nan")
+
+
+def summary(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> dict[str, float]:
+    """All metrics by name, as printed by `lkjam eval` and the demo report."""
+    return {
+        "nicr": nicr(events, input_roles),
+        "chord_fit": chord_fit(events, input_roles),
+        "doubling": doubling(events, input_roles),
+        "pc_entropy": pc_entropy(events),
+        "overlap": overlap(events, input_roles),
+        "answer_delay_beats": answer_delay(events, input_roles),
+    }
