@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from lkjam.engine.events import ROLE_INDEX
 
-ROLE_HUMAN, ROLE_CLIP, ROLE_AI = 0, 1, 2
+ROLE_HUMAN, ROLE_CLIP, ROLE_AI = ROLE_INDEX["human"], ROLE_INDEX["clip"], ROLE_INDEX["ai"]
 INPUT_ROLES: tuple[int, ...] = (ROLE_HUMAN, ROLE_CLIP)
 UNKNOWN_DURATION_CAP = 4.0  # beats
 
