@@ -1,0 +1,328 @@
+// The fixed-topology model: feature state -> stacked GRU -> four heads, plus sampling.
+// Sizes are template parameters; a Model is allocated once (weights included) and then
+// feed/predict/note_off never allocate, lock or throw.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "encoding.hpp"
+#include "gru.hpp"
+
+namespace lkjam {
+
+template <int Hidden, int Layers>
+struct Topology {
+  static constexpr int kFeatures = lkjam::kFeatures;
+  static constexpr int kHidden = Hidden;
+  static constexpr int kLayers = Layers;
+  static_assert(Layers >= 1, "at least one GRU layer");
+};
+
+using DefaultTopology = Topology<192, 2>;
+using TinyTopology = Topology<16, 1>;
+
+constexpr int kHeads = 4;
+constexpr const char* kHeadNames[kHeads] = {"time", "pitch", "velocity", "duration"};
+constexpr int kHeadSizes[kHeads] = {kTimeClasses, kPitches, kVelocityBins, kDurationBins};
+
+// Small, fast, seedable: PCG32 (O'Neill), seeded through splitmix64.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed = 0) { this->seed(seed); }
+  void seed(uint64_t seed) {
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    state_ = z ^ (z >> 31);
+    inc_ = (seed << 1) | 1u;
+    next();
+  }
+  uint32_t next() {
+    const uint64_t old = state_;
+    state_ = old * 6364136223846793005ull + inc_;
+    const auto xorshifted = static_cast<uint32_t>(((old >> 18) ^ old) >> 27);
+    const auto rot = static_cast<uint32_t>(old >> 59);
+    return (xorshifted >> rot) | (xorshifted << ((32u - rot) & 31u));
+  }
+  // Uniform in [0, 1).
+  float uniform() { return static_cast<float>(next() >> 8) * (1.0f / 16777216.0f); }
+
+ private:
+  uint64_t state_ = 0;
+  uint64_t inc_ = 1;
+};
+
+struct SampleParams {
+  float temperature = 1.0f;  // <= 0: greedy
+  float top_p = 0.95f;       // (0, 1]
+  float wait_bias = 0.0f;    // added to the WAIT logit before the temperature
+};
+
+struct Prediction {
+  bool wait = true;
+  double shift = 0.0;  // beats after the last fed event
+  int pitch = -1;
+  int velocity = 0;       // MIDI velocity (bin centre)
+  double duration = 0.0;  // beats
+};
+
+// Samples one class from logits[N]: optional additive bias on one class, optional mask of
+// allowed classes (ignored if it allows nothing), temperature and top-p. Stack work only.
+template <int N>
+int sample_logits(const float* logits, const SampleParams& p, const bool* allowed, int bias_index,
+                  float bias, Rng& rng) {
+  std::array<float, N> z;
+  std::array<int, N> order;
+  int count = 0;
+  for (int i = 0; i < N; ++i) {
+    if (allowed != nullptr && !allowed[i]) continue;
+    z[i] = logits[i] + (i == bias_index ? bias : 0.0f);
+    order[count++] = i;
+  }
+  if (count == 0) {  // an empty mask constrains nothing
+    for (int i = 0; i < N; ++i) {
+      z[i] = logits[i] + (i == bias_index ? bias : 0.0f);
+      order[i] = i;
+    }
+    count = N;
+  }
+  int best = order[0];
+  for (int k = 1; k < count; ++k) {
+    if (z[order[k]] > z[best]) best = order[k];
+  }
+  if (!(p.temperature > 0.0f)) return best;
+
+  const float inv_t = 1.0f / p.temperature;
+  const float top = z[best];
+  float total = 0.0f;
+  for (int k = 0; k < count; ++k) {
+    const int i = order[k];
+    z[i] = std::exp((z[i] - top) * inv_t);  // z now holds unnormalised probabilities
+    total += z[i];
+  }
+  if (p.top_p < 1.0f) {
+    // Nucleus: the most probable classes whose mass first reaches top_p.
+    std::sort(order.begin(), order.begin() + count,
+              [&z](int a, int b) { return z[a] > z[b] || (z[a] == z[b] && a < b); });
+    const float target = p.top_p * total;
+    float mass = 0.0f;
+    int k = 0;
+    while (k < count && mass < target) mass += z[order[k++]];
+    count = k;
+    total = mass;
+  }
+  float u = rng.uniform() * total;
+  for (int k = 0; k < count; ++k) {
+    u -= z[order[k]];
+    if (u < 0.0f) return order[k];
+  }
+  return order[count - 1];  // rounding left a sliver of mass
+}
+
+// A named weight tensor and where it goes. torch layout (rows, cols) = (out, in) is stored
+// transposed, column by column; cols == 0 marks a bias vector.
+struct ParamSpec {
+  std::string name;
+  int rows;
+  int cols;
+  float* dst;
+};
+
+struct StateBase {
+  virtual ~StateBase() = default;
+};
+
+// What the Python binding sees: one virtual interface over the compiled topologies.
+class StepBase {
+ public:
+  virtual ~StepBase() = default;
+  virtual void reset() = 0;
+  virtual void seed(uint64_t seed) = 0;
+  virtual void set_meter(int numerator, int denominator) = 0;
+  virtual void set_scale(int root, const int* intervals, int count) = 0;
+  virtual void clear_scale() = 0;
+  virtual void set_pitch_mask(const bool* mask) = 0;  // nullptr: no mask
+  virtual void feed(const Event& e) = 0;
+  virtual void note_off(int role, int pitch, double beat) = 0;
+  virtual Prediction predict(const SampleParams& p) = 0;
+  virtual const float* logits(int head) const = 0;
+  virtual std::vector<ParamSpec> params() = 0;
+  // Call after loading weights: the heads of the reset state depend on them.
+  virtual void refresh() = 0;
+  virtual std::unique_ptr<StateBase> get_state() const = 0;
+  virtual bool set_state(const StateBase& state) = 0;  // false: from another topology
+};
+
+template <class Topo>
+class Model final : public StepBase {
+ public:
+  static constexpr int F = Topo::kFeatures;
+  static constexpr int H = Topo::kHidden;
+  static constexpr int L = Topo::kLayers;
+
+  // Everything feed changes, so that get_state/set_state restore a step exactly.
+  struct State {
+    FeatureState features;
+    alignas(64) float h[L][H] = {};
+    alignas(64) float time[kTimeClasses] = {};
+    alignas(64) float pitch[kPitches] = {};
+    alignas(64) float velocity[kVelocityBins] = {};
+    alignas(64) float duration[kDurationBins] = {};
+    Rng rng;
+  };
+  struct Snapshot final : StateBase {
+    State state;
+  };
+
+  Model() {
+    pitch_mask_.fill(true);
+    reset();
+  }
+
+  void reset() override {
+    state_.features.reset();
+    for (auto& layer : state_.h) std::fill(layer, layer + H, 0.0f);
+    compute_heads();
+  }
+  void seed(uint64_t seed) override { state_.rng.seed(seed); }
+  void set_meter(int numerator, int denominator) override {
+    state_.features.set_meter(numerator, denominator);
+  }
+  void set_scale(int root, const int* intervals, int count) override {
+    state_.features.set_scale(root, intervals, count);
+  }
+  void clear_scale() override { state_.features.clear_scale(); }
+  void set_pitch_mask(const bool* mask) override {
+    mask_on_ = mask != nullptr;
+    if (mask_on_) std::copy(mask, mask + kPitches, pitch_mask_.begin());
+  }
+
+  void feed(const Event& e) override {
+    state_.features.feed(e, x_, hot_);
+    // First layer input: the five one-hot columns plus the nonzero dense features.
+    int count = 0;
+    for (int g = 0; g < kOneHotGroups; ++g) {
+      index_[count] = hot_[g];
+      value_[count++] = 1.0f;
+    }
+    for (int j = kOffSoundingInput; j < F; ++j) {
+      if (x_[j] != 0.0f) {
+        index_[count] = j;
+        value_[count++] = x_[j];
+      }
+    }
+    first_.input_sparse(index_, value_, count);
+    first_.update(state_.h[0]);
+    for (int l = 1; l < L; ++l) {
+      rest_[l - 1].input_dense(state_.h[l - 1]);
+      rest_[l - 1].update(state_.h[l]);
+    }
+    compute_heads();
+  }
+
+  void note_off(int role, int pitch, double beat) override {
+    state_.features.note_off(role, pitch, beat);
+  }
+
+  Prediction predict(const SampleParams& p) override {
+    Prediction out;
+    const int t =
+        sample_logits<kTimeClasses>(state_.time, p, nullptr, kWait, p.wait_bias, state_.rng);
+    if (t == kWait) return out;
+    out.wait = false;
+    out.shift = kShiftValues[t];
+    out.pitch = sample_logits<kPitches>(state_.pitch, p, mask_on_ ? pitch_mask_.data() : nullptr,
+                                        -1, 0.0f, state_.rng);
+    out.velocity = velocity_value(
+        sample_logits<kVelocityBins>(state_.velocity, p, nullptr, -1, 0.0f, state_.rng));
+    out.duration = kDurationValues[sample_logits<kDurationBins>(state_.duration, p, nullptr, -1,
+                                                                0.0f, state_.rng)];
+    return out;
+  }
+
+  const float* logits(int head) const override {
+    switch (head) {
+      case 0:
+        return state_.time;
+      case 1:
+        return state_.pitch;
+      case 2:
+        return state_.velocity;
+      default:
+        return state_.duration;
+    }
+  }
+
+  std::vector<ParamSpec> params() override {
+    std::vector<ParamSpec> specs;
+    add_layer(specs, first_, 0);
+    for (int l = 1; l < L; ++l) add_layer(specs, rest_[l - 1], l);
+    add_head(specs, time_, "time");
+    add_head(specs, pitch_, "pitch");
+    add_head(specs, velocity_, "velocity");
+    add_head(specs, duration_, "duration");
+    return specs;
+  }
+
+  void refresh() override { compute_heads(); }
+
+  std::unique_ptr<StateBase> get_state() const override {
+    auto snap = std::make_unique<Snapshot>();
+    snap->state = state_;
+    return snap;
+  }
+  bool set_state(const StateBase& state) override {
+    const auto* snap = dynamic_cast<const Snapshot*>(&state);
+    if (snap == nullptr) return false;
+    state_ = snap->state;
+    return true;
+  }
+
+ private:
+  void compute_heads() {
+    const float* top = state_.h[L - 1];
+    time_.forward(top, state_.time);
+    pitch_.forward(top, state_.pitch);
+    velocity_.forward(top, state_.velocity);
+    duration_.forward(top, state_.duration);
+  }
+
+  template <class Layer>
+  static void add_layer(std::vector<ParamSpec>& specs, Layer& layer, int l) {
+    const std::string k = std::to_string(l);
+    specs.push_back({"gru.weight_ih_l" + k, Layer::kGates, Layer::kIn, &layer.w_ih[0][0]});
+    specs.push_back({"gru.weight_hh_l" + k, Layer::kGates, Layer::kHidden, &layer.w_hh[0][0]});
+    specs.push_back({"gru.bias_ih_l" + k, Layer::kGates, 0, layer.b_ih});
+    specs.push_back({"gru.bias_hh_l" + k, Layer::kGates, 0, layer.b_hh});
+  }
+  template <class Head>
+  static void add_head(std::vector<ParamSpec>& specs, Head& head, const char* name) {
+    const std::string prefix = std::string("heads.") + name;
+    specs.push_back({prefix + ".weight", Head::kOut, Head::kIn, &head.w[0][0]});
+    specs.push_back({prefix + ".bias", Head::kOut, 0, head.b});
+  }
+
+  GRULayer<F, H> first_;
+  std::array<GRULayer<H, H>, L - 1> rest_;
+  Linear<H, kTimeClasses> time_;
+  Linear<H, kPitches> pitch_;
+  Linear<H, kVelocityBins> velocity_;
+  Linear<H, kDurationBins> duration_;
+
+  State state_;
+  std::array<bool, kPitches> pitch_mask_;
+  bool mask_on_ = false;
+
+  // Workspace for feed.
+  alignas(64) float x_[F] = {};
+  int hot_[kOneHotGroups] = {};
+  int index_[kOneHotGroups + kDenseFeatures] = {};
+  float value_[kOneHotGroups + kDenseFeatures] = {};
+};
+
+}  // namespace lkjam
