@@ -1,0 +1,127 @@
+"""The clip handler: one per watched MIDI clip (playing, or selected in Live).
+
+Its listeners only mark it dirty; the tick turns a dirty clip into one `clip` message.
+Reading and writing notes picks the newest API the running Live offers: the Live 11+
+extended note API (get_all_notes_extended / add_new_notes with MidiNoteSpecification),
+else the older get_notes / set_notes.
+"""
+
+from typing import Any, List, Optional
+
+import Live
+
+from .listeners import ListenerRegistry
+
+# Properties whose change changes the `clip` message.
+OBSERVED = ("notes", "name", "looping", "loop_start", "loop_end", "start_marker", "playing_status")
+
+
+class ClipHandler(object):
+    def __init__(
+        self,
+        clip: Any,
+        track: int,
+        slot: int,
+        role: str,
+        registry: ListenerRegistry,
+    ) -> None:
+        self.clip = clip
+        self.track = track
+        self.slot = slot
+        self.role = role
+        self.dirty = True
+        self.playing = False
+        self.start_beat = 0.0  # song beat at which clip time 0 played (or would have)
+        self._registry = registry
+        for prop in OBSERVED:
+            registry.add(self, clip, prop, self._changed)
+
+    def _changed(self) -> None:
+        self.dirty = True
+
+    def close(self) -> None:
+        self._registry.remove_owner(self)
+
+    def update_playing(self, song_beat: float) -> None:
+        """Track start/stop; on start, place the clip on the song's beat line."""
+        playing = bool(self.clip.is_playing)
+        if playing and not self.playing:
+            # Live reports where in the clip it is (clip beats): clip time 0 was that long
+            # ago. Seen on the first tick of playing, the position has not looped yet.
+            self.start_beat = song_beat - float(self.clip.playing_position)
+            self.dirty = True
+        elif playing != self.playing:
+            self.dirty = True
+        self.playing = playing
+
+    def message_fields(self) -> dict:
+        clip = self.clip
+        return {
+            "track": self.track,
+            "slot": self.slot,
+            "name": clip.name,
+            "role": self.role,
+            "length": float(clip.length),
+            "looping": bool(clip.looping),
+            "loop": [float(clip.loop_start), float(clip.loop_end)],
+            "playing": self.playing,
+            "start_beat": round(self.start_beat, 6),
+            "notes": read_notes(clip),
+        }
+
+
+def read_notes(clip: Any) -> List[list]:
+    """All unmuted notes as [[pitch, start, dur, vel], ...], sorted by start then pitch."""
+    if hasattr(clip, "get_all_notes_extended"):
+        raw = [
+            (n.pitch, n.start_time, n.duration, n.velocity, n.mute)
+            for n in clip.get_all_notes_extended()
+        ]
+    else:
+        span = max(float(clip.length), float(clip.loop_end), float(clip.end_marker)) + 1.0
+        if hasattr(clip, "get_notes_extended"):
+            raw = [
+                (n.pitch, n.start_time, n.duration, n.velocity, n.mute)
+                for n in clip.get_notes_extended(0, 128, 0.0, span)
+            ]
+        else:  # Live 10: tuples of (pitch, time, duration, velocity, mute)
+            raw = list(clip.get_notes(0.0, 0, span, 128))
+    notes = [
+        [int(p), round(float(s), 6), round(float(d), 6), round(float(v))]
+        for p, s, d, v, mute in raw
+        if not mute
+    ]
+    notes.sort(key=lambda n: (n[1], n[0]))
+    return notes
+
+
+def write_notes(clip: Any, notes: List[list]) -> None:
+    """Add notes ([[pitch, start, dur, vel], ...]) to an empty clip."""
+    spec = getattr(Live.Clip, "MidiNoteSpecification", None)
+    if spec is not None and hasattr(clip, "add_new_notes"):
+        clip.add_new_notes(
+            tuple(
+                spec(
+                    pitch=int(p),
+                    start_time=float(s),
+                    duration=float(d),
+                    velocity=float(v),
+                    mute=False,
+                )
+                for p, s, d, v in notes
+            )
+        )
+    else:
+        clip.set_notes(tuple((int(p), float(s), float(d), int(v), False) for p, s, d, v in notes))
+
+
+def clip_location(clip: Any) -> Optional[tuple]:
+    """(track object, slot index) of a session clip, None for arrangement clips."""
+    slot = getattr(clip, "canonical_parent", None)
+    track = getattr(slot, "canonical_parent", None)
+    if slot is None or track is None or not hasattr(track, "clip_slots"):
+        return None
+    for index, candidate in enumerate(track.clip_slots):
+        if candidate == slot:
+            return track, index
+    return None

@@ -1,0 +1,420 @@
+"""The LKJam control surface: the object Live creates and ticks.
+
+Live calls `update_display` about every 100 ms on its main thread. Each tick drains the
+engine socket (non-blocking, bounded), applies structure changes flagged by listeners,
+and sends what changed. Listener callbacks only set flags: Live forbids changing the
+set from inside a notification, and flags keep every callback O(1).
+"""
+
+import os
+import platform
+import time
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+import Live
+
+from . import messages
+from .clip import ClipHandler, clip_location, read_notes, write_notes
+from .controls import DEFAULTS, ControlsHandler, find_rack
+from .listeners import ListenerRegistry
+from .song import SongHandler
+from .track import TrackHandler
+from .zmtp import DealerClient
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5678
+MAX_INCOMING_PER_TICK = 16  # engine messages handled per tick; the rest wait
+MAX_CLIPS_PER_TICK = 4  # clip messages built per tick (each reads a clip's notes)
+MAX_LOGGED_ERRORS = 50
+
+
+def engine_endpoint() -> Tuple[str, int]:
+    """Where the engine listens: $LKJAM_ENGINE ("host:port" or "tcp://host:port")."""
+    text = os.environ.get("LKJAM_ENGINE", "").strip()
+    if text.startswith("tcp://"):
+        text = text[len("tcp://") :]
+    host, _, port = text.rpartition(":")
+    if host and port.isdigit():
+        return host, int(port)
+    return DEFAULT_HOST, DEFAULT_PORT
+
+
+def live_version() -> str:
+    app = Live.Application.get_application()
+    return "%d.%d.%d" % (
+        app.get_major_version(),
+        app.get_minor_version(),
+        app.get_bugfix_version(),
+    )
+
+
+class LKJam(object):
+    """A control surface without controls: Live's state to the engine, and back."""
+
+    def __init__(self, c_instance: Any, clock: Callable[[], float] = time.monotonic) -> None:
+        self._c_instance = c_instance
+        self._logged: Set[str] = set()
+        self._registry = ListenerRegistry(self._log)
+        host, port = engine_endpoint()
+        self._client = DealerClient(host, port, self._log, on_ready=self._on_ready, clock=clock)
+        self._song = SongHandler(
+            c_instance.song(), self._registry, self._structure_changed, self._clips_changed, clock
+        )
+        self._tracks: List[TrackHandler] = []
+        self._ai: Optional[TrackHandler] = None
+        self._controls: Optional[ControlsHandler] = None
+        self._controls_dirty = True
+        self._clips: Dict[Tuple[int, int], ClipHandler] = {}
+        self._structure_dirty = True
+        self._clips_dirty = True
+        self._styles: List[str] = []
+        self._pending: Dict[str, Dict[str, Any]] = {}  # accompany id -> request
+        self._serial = 0
+        self._log(
+            "lkjam %s loaded in Live %s; engine at %s"
+            % (messages.SCRIPT_VERSION, live_version(), self._client.endpoint)
+        )
+        self._rebuild()
+
+    # -- the interface Live calls ------------------------------------------------
+
+    def update_display(self) -> None:
+        try:
+            self._tick()
+        except Exception as exc:  # never let one bad tick kill the surface
+            self._log_once("tick failed: %s: %s" % (type(exc).__name__, exc))
+
+    def disconnect(self) -> None:
+        """Live is unloading the script: say bye, close the socket, drop every listener."""
+        if self._client.connected:
+            self._send("bye", {})
+            self._client.flush_blocking(0.1)
+        self._client.close()
+        for handler in list(self._clips.values()):
+            handler.close()
+        self._clips.clear()
+        self._close_tracks()
+        self._registry.clear()
+        self._log("disconnected")
+
+    def refresh_state(self) -> None:
+        """Live asks for everything to be sent again (e.g. after a MIDI port change)."""
+        self._structure_dirty = True
+        self._song.force_transport()
+        self._song.scale_dirty = True
+        self._controls_dirty = True
+
+    def connect_script_instances(self, instantiated_scripts: Any) -> None:
+        pass  # lkjam does not cooperate with other control surfaces
+
+    def build_midi_map(self, midi_map_handle: Any) -> None:
+        pass  # no hardware: nothing to map (notes reach the engine through its own port)
+
+    def receive_midi(self, midi_bytes: Any) -> None:
+        pass
+
+    def can_lock_to_devices(self) -> bool:
+        return False
+
+    def lock_to_device(self, device: Any) -> None:
+        pass
+
+    def unlock_from_device(self, device: Any) -> None:
+        pass
+
+    def toggle_lock(self) -> None:
+        pass
+
+    def restore_bank(self, bank: Any) -> None:
+        pass
+
+    def suggest_input_port(self) -> str:
+        return ""
+
+    def suggest_output_port(self) -> str:
+        return ""
+
+    def suggest_map_mode(self, cc_no: int, channel: int = 0) -> int:
+        return -1
+
+    def supports_pad_translation(self) -> bool:
+        return False
+
+    def port_settings_changed(self) -> None:
+        self.refresh_state()
+
+    def song(self) -> Any:
+        return self._c_instance.song()
+
+    def application(self) -> Any:
+        return Live.Application.get_application()
+
+    # -- for tests and the demo --------------------------------------------------
+
+    @property
+    def client(self) -> DealerClient:
+        return self._client
+
+    @property
+    def listener_count(self) -> int:
+        return len(self._registry)
+
+    # -- the tick ----------------------------------------------------------------
+
+    def _tick(self) -> None:
+        was_connected = self._client.connected
+        received = self._client.poll()
+        if was_connected and not self._client.connected:
+            self._show("lkjam: engine connection lost, reconnecting")
+        for frames in received[:MAX_INCOMING_PER_TICK]:
+            self._receive(frames)
+        if len(received) > MAX_INCOMING_PER_TICK:
+            self._log_once(
+                "more than %d engine messages in one tick; extra dropped" % MAX_INCOMING_PER_TICK
+            )
+        if self._structure_dirty:
+            self._rebuild()
+        if self._clips_dirty:
+            self._rescan_clips()
+        beat = self._song.beat
+        for handler in self._clips.values():
+            handler.update_playing(beat)
+        if self._client.connected:
+            self._send_changes()
+            self._client.flush()
+
+    def _send_changes(self) -> None:
+        transport = self._song.transport()
+        if transport is not None:
+            self._send("transport", transport, key="transport")
+        scale = self._song.scale()
+        if scale is not None:
+            self._send("scale", scale, key="scale")
+        if self._controls_dirty or (self._controls is not None and self._controls.dirty):
+            self._send("controls", self._control_values(), key="controls")
+            self._controls_dirty = False
+            if self._controls is not None:
+                self._controls.dirty = False
+        budget = MAX_CLIPS_PER_TICK
+        for key, handler in self._clips.items():
+            if budget == 0:
+                break
+            if handler.dirty:
+                handler.dirty = False
+                self._send("clip", handler.message_fields(), key=("clip", *key))
+                budget -= 1
+        if self._controls is not None and self._controls.take_trigger():
+            self._request_accompaniment()
+
+    def _on_ready(self) -> None:
+        """Connected (again): introduce ourselves, then everything is news."""
+        self._send(
+            "hello",
+            {
+                "live_version": live_version(),
+                "python": platform.python_version(),
+                "script_version": messages.SCRIPT_VERSION,
+            },
+        )
+        self._show("lkjam: connected to the engine")
+        self._song.force_transport()
+        self._song.scale_dirty = True
+        self._controls_dirty = True
+        for handler in self._clips.values():
+            handler.dirty = True
+
+    # -- structure: tracks, the AI track, its rack, watched clips ------------------
+
+    def _structure_changed(self) -> None:
+        self._structure_dirty = True
+
+    def _clips_changed(self) -> None:
+        self._clips_dirty = True
+
+    def _close_tracks(self) -> None:
+        if self._controls is not None:
+            self._controls.close()
+            self._controls = None
+        for handler in self._tracks:
+            handler.close()
+        self._tracks = []
+        self._ai = None
+
+    def _rebuild(self) -> None:
+        self._structure_dirty = False
+        self._close_tracks()
+        for index, track in enumerate(self._song.song.tracks):
+            if not track.has_midi_input:
+                continue  # audio tracks have no notes for the engine
+            handler = TrackHandler(
+                track, index, self._registry, self._structure_changed, self._clips_changed
+            )
+            self._tracks.append(handler)
+            if handler.role == "ai" and self._ai is None:
+                self._ai = handler
+        if self._ai is not None:
+            rack = find_rack(self._ai.track.devices)
+            if rack is not None:
+                self._controls = ControlsHandler(rack, self._registry)
+        self._controls_dirty = True
+        # Track indexes and roles may have moved: every watched clip is re-derived.
+        for handler in self._clips.values():
+            handler.close()
+        self._clips = {}
+        self._clips_dirty = True
+
+    def _rescan_clips(self) -> None:
+        self._clips_dirty = False
+        wanted: Dict[Tuple[int, int], Tuple[Any, str]] = {}
+        for handler in self._tracks:
+            clip = handler.playing_clip()
+            if clip is not None and clip.is_midi_clip:
+                wanted[(handler.index, handler.track.playing_slot_index)] = (clip, handler.role)
+        selected = self._locate(self._song.selected_clip())
+        if selected is not None:
+            track_handler, slot, clip = selected
+            wanted[(track_handler.index, slot)] = (clip, track_handler.role)
+        for key in list(self._clips):
+            handler = self._clips[key]
+            if key not in wanted or wanted[key][0] != handler.clip:
+                del self._clips[key]
+                handler.close()
+                self._send_gone(handler)
+        for key, (clip, role) in wanted.items():
+            if key not in self._clips:
+                self._clips[key] = ClipHandler(clip, key[0], key[1], role, self._registry)
+
+    def _send_gone(self, handler: ClipHandler) -> None:
+        """A watched clip stopped mattering: tell the engine it no longer plays."""
+        if not (self._client.connected and handler.playing):
+            return
+        try:
+            fields = handler.message_fields()
+        except Exception:  # the clip was deleted; its notes are gone
+            fields = {
+                "track": handler.track,
+                "slot": handler.slot,
+                "name": "",
+                "role": handler.role,
+                "length": 0.0,
+                "looping": False,
+                "loop": [0.0, 0.0],
+                "start_beat": handler.start_beat,
+                "notes": [],
+            }
+        fields["playing"] = False
+        self._send("clip", fields, key=("clip", handler.track, handler.slot))
+
+    def _locate(self, clip: Any) -> Optional[Tuple[TrackHandler, int, Any]]:
+        """(track handler, slot, clip) for a session MIDI clip we know the track of."""
+        if clip is None or not clip.is_midi_clip:
+            return None
+        location = clip_location(clip)
+        if location is None:
+            return None
+        track, slot = location
+        for handler in self._tracks:
+            if handler.track == track:
+                return handler, slot, clip
+        return None
+
+    def _control_values(self) -> Dict[str, Any]:
+        if self._controls is None:
+            values = dict(DEFAULTS)
+            if self._styles and values["style"] not in self._styles:
+                values["style"] = self._styles[0]
+            return values
+        return self._controls.values(self._styles)
+
+    # -- accompaniment -----------------------------------------------------------
+
+    def _request_accompaniment(self) -> None:
+        selected = self._locate(self._song.selected_clip())
+        if selected is None:
+            self._show("lkjam: select a MIDI clip in Session view to accompany it")
+            return
+        handler, slot, clip = selected
+        self._serial += 1
+        request_id = "acc-%d" % self._serial
+        request = {
+            "id": request_id,
+            "track": handler.index,
+            "slot": slot,
+            "length": float(clip.length),
+            "notes": read_notes(clip),
+        }
+        self._pending[request_id] = {
+            "slot": slot,
+            "length": request["length"],
+            "name": str(clip.name),
+        }
+        self._send("accompany", request)
+        self._show("lkjam: accompanying '%s'..." % clip.name)
+
+    def _write_accompaniment(self, message: Dict[str, Any]) -> None:
+        request = self._pending.pop(str(message.get("id")), None)
+        if request is None:
+            self._log_once("clip_notes for unknown request id %r" % (message.get("id"),))
+            return
+        notes = messages.note_list(message.get("notes"))
+        if notes is None:
+            self._log_once("clip_notes: field 'notes' is not a list of [pitch,start,dur,vel]")
+            return
+        if self._ai is None:
+            self._show("lkjam: no AI track (set a track's input to 'lkjam out' or name it [ai])")
+            return
+        slot = self._ai.empty_slot(request["slot"])
+        if slot < 0:
+            self._show("lkjam: the AI track has no empty clip slot for the accompaniment")
+            return
+        length = max([request["length"]] + [n[1] + n[2] for n in notes])
+        clip = self._ai.track.clip_slots[slot].create_clip(length)
+        clip.name = "%s (lkjam)" % request["name"]
+        write_notes(clip, notes)
+        self._show(
+            "lkjam: wrote %d notes to '%s' slot %d" % (len(notes), self._ai.track.name, slot + 1)
+        )
+
+    # -- engine messages ---------------------------------------------------------
+
+    def _receive(self, frames: List[bytes]) -> None:
+        try:
+            message = messages.decode(frames)
+        except ValueError as exc:
+            self._log_once("ignored a malformed engine message: %s" % exc)
+            return
+        kind = message["type"]
+        if kind == "welcome":
+            styles = message.get("styles")
+            if isinstance(styles, list):
+                self._styles = [str(s) for s in styles]
+                self._controls_dirty = True
+            self._show(
+                "lkjam: engine %s ready, model %s"
+                % (message.get("engine_version", "?"), message.get("model", "?"))
+            )
+        elif kind == "status":
+            self._show("lkjam: %s" % message.get("text", ""))
+        elif kind == "clip_notes":
+            self._write_accompaniment(message)
+        elif kind == "error":
+            text = str(message.get("text", ""))
+            self._log("engine error: %s" % text)
+            self._show("lkjam engine: %s" % text)
+
+    # -- output helpers ----------------------------------------------------------
+
+    def _send(self, kind: str, fields: Dict[str, Any], key: Any = None) -> None:
+        self._client.send([messages.encode(messages.make(kind, **fields))], key)
+
+    def _log(self, text: str) -> None:
+        self._c_instance.log_message("lkjam: " + text)
+
+    def _log_once(self, text: str) -> None:
+        """Log a recurring problem once, not on every tick."""
+        if text not in self._logged and len(self._logged) < MAX_LOGGED_ERRORS:
+            self._logged.add(text)
+            self._log(text)
+
+    def _show(self, text: str) -> None:
+        self._c_instance.show_message(text)

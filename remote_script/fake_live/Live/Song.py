@@ -1,0 +1,68 @@
+"""Live.Song: the Live set (transport, tracks, scale) and its view (selection)."""
+
+from . import _lom
+
+
+@_lom.live12_only("root_note", "scale_intervals", "scale_name", "scale_mode")
+@_lom.observable(
+    "tempo",
+    "is_playing",
+    "signature_numerator",
+    "signature_denominator",
+    "tracks",
+    "current_song_time",
+    "root_note",
+    "scale_intervals",
+    "scale_name",
+    "scale_mode",
+)
+class Song(_lom.LomObject):
+    @_lom.observable("detail_clip", "selected_track")
+    class View(_lom.LomObject):
+        def __init__(self, song):
+            _lom.LomObject.__init__(
+                self, detail_clip=None, selected_track=None, canonical_parent=song
+            )
+
+        detail_clip = _lom.value("detail_clip", writable=True)
+        selected_track = _lom.value("selected_track", writable=True)
+        canonical_parent = _lom.value("canonical_parent")
+
+    def __init__(self, tempo=120.0):
+        _lom.LomObject.__init__(
+            self,
+            tempo=float(tempo),
+            is_playing=False,
+            current_song_time=0.0,
+            signature_numerator=4,
+            signature_denominator=4,
+            tracks=(),
+            root_note=0,
+            scale_intervals=(0, 2, 4, 5, 7, 9, 11),
+            scale_name="Major",
+            scale_mode=False,
+        )
+        self._values["view"] = Song.View(self)
+
+    tempo = _lom.value("tempo", writable=True)
+    is_playing = _lom.value("is_playing", writable=True)
+    current_song_time = _lom.value("current_song_time", writable=True)
+    signature_numerator = _lom.value("signature_numerator", writable=True)
+    signature_denominator = _lom.value("signature_denominator", writable=True)
+    tracks = _lom.value("tracks")
+    view = _lom.value("view")
+    root_note = _lom.value("root_note", writable=True)
+    scale_intervals = _lom.value("scale_intervals")
+    scale_name = _lom.value("scale_name", writable=True)
+    scale_mode = _lom.value("scale_mode", writable=True)
+
+    def start_playing(self):
+        self.is_playing = True
+
+    def stop_playing(self):
+        self.is_playing = False
+        for track in self.tracks:
+            track.stop_all_clips()
+
+    def continue_playing(self):
+        self.is_playing = True

@@ -1,0 +1,89 @@
+"""Live.Track: a track, its clip slots, devices and input routing."""
+
+from . import _lom
+from .ClipSlot import ClipSlot as _ClipSlot
+
+
+class RoutingType(object):
+    """An entry of available_input_routing_types (only its display name matters here)."""
+
+    def __init__(self, display_name):
+        self.display_name = display_name
+        self.category = 0
+        self.attached_object = None
+
+
+@_lom.observable(
+    "name",
+    "devices",
+    "clip_slots",
+    "playing_slot_index",
+    "fired_slot_index",
+    "input_routing_type",
+    "mute",
+    "arm",
+)
+class Track(_lom.LomObject):
+    def __init__(self, song, name, input_routing="All Ins", slots=8, midi=True):
+        _lom.LomObject.__init__(
+            self,
+            name=name,
+            devices=(),
+            clip_slots=(),
+            playing_slot_index=-1,
+            fired_slot_index=-1,
+            input_routing_type=RoutingType(input_routing),
+            available_input_routing_types=(RoutingType(input_routing),),
+            has_midi_input=midi,
+            has_midi_output=not midi,
+            has_audio_input=not midi,
+            has_audio_output=True,
+            mute=False,
+            arm=False,
+            canonical_parent=song,
+        )
+        self._values["clip_slots"] = tuple(_ClipSlot(self) for _ in range(slots))
+
+    name = _lom.value("name", writable=True)
+    devices = _lom.value("devices")
+    clip_slots = _lom.value("clip_slots")
+    playing_slot_index = _lom.value("playing_slot_index")
+    fired_slot_index = _lom.value("fired_slot_index")
+    input_routing_type = _lom.value("input_routing_type", writable=True)
+    available_input_routing_types = _lom.value("available_input_routing_types")
+    has_midi_input = _lom.value("has_midi_input")
+    has_midi_output = _lom.value("has_midi_output")
+    has_audio_input = _lom.value("has_audio_input")
+    has_audio_output = _lom.value("has_audio_output")
+    mute = _lom.value("mute", writable=True)
+    arm = _lom.value("arm", writable=True)
+    canonical_parent = _lom.value("canonical_parent")
+
+    def delete_device(self, index):
+        devices = list(self.devices)
+        del devices[index]
+        self._set("devices", tuple(devices))
+
+    def stop_all_clips(self):
+        index = self.playing_slot_index
+        if index >= 0:
+            slot = self.clip_slots[index]
+            slot._set("is_playing", False)
+            if slot.clip is not None:
+                slot.clip._set("is_playing", False)
+                slot.clip._notify("playing_status")
+            self._set("playing_slot_index", -1)
+
+    def _start_slot(self, index):
+        self.stop_all_clips()
+        slot = self.clip_slots[index]
+        clip = slot.clip
+        if clip is None:
+            return
+        song = self.canonical_parent
+        clip._start_beat = song.current_song_time
+        clip._values["playing_position"] = clip.start_marker
+        slot._set("is_playing", True)
+        clip._set("is_playing", True)
+        clip._notify("playing_status")
+        self._set("playing_slot_index", index)
