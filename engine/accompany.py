@@ -1,0 +1,150 @@
+"""`lkjam accompany IN.mid -o OUT.mid`: accompany a MIDI file offline with the engine's step.
+
+The human part is one track of IN.mid (`--human-track`, else a track named "human", else
+the top voice); other note tracks are fed as clips. The AI part comes from
+`lkjam.engine.offline.accompany`, the real-time decoding rule run as fast as the step
+allows. OUT.mid keeps IN.mid's tempo map and meter, with tracks human, clip (if any), ai.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from lkjam.engine import metrics
+from lkjam.engine.events import ROLES
+from lkjam.engine.midi_file import MidiFileError, read_midi, write_midi
+from lkjam.engine.model_file import ModelFileError, load_model, resolve_style
+from lkjam.engine.offline import accompany
+
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+MINOR = (0, 2, 3, 5, 7, 8, 10)
+_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+
+def parse_key(text: str) -> tuple[int, tuple[int, ...]]:
+    """A key as mido and music notation write it ("C", "F#m", "Bb", "Ebm") -> (root, scale)."""
+    name = text.strip()
+    minor = name.endswith("m")
+    body = name[:-1] if minor else name
+    if not body or body[0].upper() not in _LETTERS or body[1:] not in ("", "#", "b"):
+        raise ValueError(f"key {text!r} is not a key like C, F#m or Bb")
+    root = (_LETTERS[body[0].upper()] + {"": 0, "#": 1, "b": -1}[body[1:]]) % 12
+    return root, MINOR if minor else MAJOR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lkjam accompany", description=__doc__.splitlines()[0])
+    p.add_argument("input", type=Path, metavar="IN.mid")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.mid")
+    p.add_argument(
+        "--human-track",
+        type=int,
+        default=None,
+        metavar="N",
+        help="track index (0-based) of the human part; default: a track named "
+        "'human', else the highest-pitched note track",
+    )
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--style", default=None, help="a style name (see `lkjam train --style`)")
+    model.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a model file (.safetensors); default: the shipped model",
+    )
+    p.add_argument("--temperature", type=float, default=0.9)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument(
+        "--wait-bias",
+        type=float,
+        default=0.0,
+        help="added to the WAIT logit: > 0 plays less, < 0 more",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--key",
+        default=None,
+        help="condition on this key, e.g. Am or Eb ('none': no key); "
+        "default: the file's key signature, if any",
+    )
+    p.add_argument("--png", action="store_true", help="also draw OUT.png, a piano roll")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+
+    def fail(message: str) -> int:
+        print(f"lkjam accompany: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        song = read_midi(args.input, args.human_track)
+    except MidiFileError as exc:
+        return fail(str(exc))
+    try:
+        path = args.model if args.model is not None else resolve_style(args.style or "default")
+        model = load_model(path)
+    except (ModelFileError, ValueError) as exc:
+        return fail(str(exc))
+    key_text = song.key if args.key is None else args.key
+    try:
+        scale = None if key_text in (None, "none") else parse_key(key_text)
+    except ValueError as exc:
+        return fail(str(exc))
+
+    try:
+        ai = accompany(
+            model.step,
+            song.events,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            wait_bias=args.wait_bias,
+            seed=args.seed,
+            numerator=song.numerator,
+            denominator=song.denominator,
+            scale=scale,
+        )
+    except ValueError as exc:  # a bad sampling option, named by the step
+        return fail(str(exc))
+    merged = np.concatenate([song.events, ai])
+    merged = merged[np.lexsort((merged["pitch"], merged["role"], merged["beat"]))]
+    try:
+        write_midi(
+            args.output, merged, ticks_per_beat=song.ticks_per_beat, conductor=song.conductor
+        )
+    except MidiFileError as exc:
+        return fail(str(exc))
+    elapsed = time.perf_counter() - started
+
+    counts = {name: int(np.sum(merged["role"] == i)) for i, name in enumerate(ROLES)}
+    print(
+        f"{args.output}: human {counts['human']}, clip {counts['clip']}, ai {counts['ai']} notes "
+        f"(human track {song.human_track}, model {model.path.name}, seed {args.seed}, "
+        f"key {key_text or 'unknown'}) in {elapsed:.2f} s"
+    )
+    shown = ("nicr", "chord_fit", "doubling", "pc_entropy")  # accompaniment, not call/response
+    print(" ".join(f"{k}={v:.3f}" for k, v in metrics.summary(merged).items() if k in shown))
+    if args.png:
+        from lkjam.engine.pianoroll import PianoRollError, draw
+
+        png = args.output.with_suffix(".png")
+        try:
+            draw(
+                merged,
+                png,
+                numerator=song.numerator,
+                denominator=song.denominator,
+                title=f"{args.input.name} accompanied by {model.path.name} (seed {args.seed})",
+            )
+        except PianoRollError as exc:
+            return fail(str(exc))
+        print(f"{png}: piano roll")
+    return 0
