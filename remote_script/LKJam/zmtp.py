@@ -250,6 +250,7 @@ class DealerClient(object):
         self._next_attempt = 0.0
         self._deadline = 0.0
         self._unreachable_logged = False  # "engine not running" is said once per outage
+        self.attempts = 0  # connection attempts so far
         self.connects = 0  # successful handshakes so far
 
     @property
@@ -314,6 +315,7 @@ class DealerClient(object):
     # -- internals ---------------------------------------------------------------
 
     def _start_connect(self) -> None:
+        self.attempts += 1
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -123,13 +123,16 @@ class Clip(_lom.LomObject):
         )
         self._next_id += 1
 
-    def get_notes_extended(self, from_pitch, pitch_span, from_time, time_span):
-        return MidiNoteVector(
+    def _select(self, from_pitch, pitch_span, from_time, time_span):
+        return [
             n
             for n in self._notes
             if from_pitch <= n.pitch < from_pitch + pitch_span
             and from_time <= n.start_time < from_time + time_span
-        )
+        ]
+
+    def get_notes_extended(self, from_pitch, pitch_span, from_time, time_span):
+        return MidiNoteVector(self._select(from_pitch, pitch_span, from_time, time_span))
 
     def get_all_notes_extended(self):
         return MidiNoteVector(self._notes)
@@ -137,7 +140,7 @@ class Clip(_lom.LomObject):
     def get_notes(self, from_time, from_pitch, time_span, pitch_span):
         return tuple(
             (n.pitch, n.start_time, n.duration, n.velocity, n.mute)
-            for n in self.get_notes_extended(from_pitch, pitch_span, from_time, time_span)
+            for n in self._select(from_pitch, pitch_span, from_time, time_span)
         )
 
     def add_new_notes(self, specifications):
@@ -159,7 +162,7 @@ class Clip(_lom.LomObject):
 
     def remove_notes_extended(self, from_pitch, pitch_span, from_time, time_span):
         doomed = set(
-            id(n) for n in self.get_notes_extended(from_pitch, pitch_span, from_time, time_span)
+            id(n) for n in self._select(from_pitch, pitch_span, from_time, time_span)
         )
         self._notes = [n for n in self._notes if id(n) not in doomed]
         self._notify("notes")

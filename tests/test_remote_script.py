@@ -1,0 +1,385 @@
+"""The real LKJam control surface, driven by the fake Live, against a pyzmq ROUTER."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+from lkjam.remote_script.fake_live.driver import FakeLive
+
+SCRIPT_DIR = Path(__file__).resolve().parents[1] / "remote_script" / "LKJam"
+MAX_TICKS = 300
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Engine:
+    """A pyzmq ROUTER standing in for the engine; remembers every message it got."""
+
+    def __init__(self, ctx: zmq.Context, port: int) -> None:
+        self.sock = ctx.socket(zmq.ROUTER)
+        self.sock.linger = 0
+        self.sock.bind(f"tcp://127.0.0.1:{port}")
+        self.identity: bytes | None = None
+        self.received: list[dict[str, Any]] = []
+
+    def drain(self) -> None:
+        while self.sock.poll(0):
+            identity, payload = self.sock.recv_multipart()
+            self.identity = identity
+            self.received.append(json.loads(payload))
+
+    def send(self, **message: Any) -> None:
+        assert self.identity is not None
+        self.sock.send_multipart([self.identity, json.dumps({"v": 1, **message}).encode()])
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.received if m["type"] == kind]
+
+
+def run_until(live: FakeLive, engine: Engine, done: Callable[[], bool], step: float = 0.1) -> None:
+    """Tick Live (simulated `step` seconds each) until `done()`."""
+    for _ in range(MAX_TICKS):
+        live.tick(step)
+        engine.sock.poll(2)
+        engine.drain()
+        if done():
+            return
+    raise AssertionError(
+        "condition not reached; got {}; log {}".format(
+            [m["type"] for m in engine.received], live.c_instance.log[-3:]
+        )
+    )
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context]:
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def engine(ctx: zmq.Context, port: int) -> Engine:
+    return Engine(ctx, port)
+
+
+def build_set(version: tuple[int, int, int] = (12, 1, 11)) -> dict[str, Any]:
+    live = FakeLive(version=version, tempo=100.0)
+    keys = live.add_midi_track("Keys [human]")
+    ai = live.add_midi_track("Band", input_routing="lkjam out")
+    bass = live.add_midi_track("Bass")
+    bassline = live.add_clip(
+        bass, 0, 4.0, [(43, 2.0, 1.0, 90), (40, 0.0, 1.0, 100)], name="bassline"
+    )
+    riff = live.add_clip(keys, 1, 2.0, [(72, 0.5, 0.25, 110)], name="riff", looping=False)
+    return {"live": live, "keys": keys, "ai": ai, "bass": bass, "bassline": bassline, "riff": riff}
+
+
+def all_listeners(live: FakeLive, extra: list[Any]) -> int:
+    song = live.song
+    objects: list[Any] = [song, song.view, *extra]
+    for track in song.tracks:
+        objects += [track, *track.devices, *track.clip_slots]
+        for device in track.devices:
+            objects += list(device.parameters)
+        objects += [slot.clip for slot in track.clip_slots if slot.clip is not None]
+    return sum(obj._listener_count() for obj in objects)
+
+
+def test_hello_transport_clip_scale_controls(engine: Engine, port: int) -> None:
+    s = build_set()
+    live = s["live"]
+    live.set_scale(2, [0, 2, 3, 5, 7, 9, 10], "Dorian")
+    live.load_surface(port=port)
+    live.play()
+    live.fire(s["bass"], 0)
+    run_until(live, engine, lambda: len(engine.of_type("transport")) >= 5)
+
+    assert engine.received[0]["type"] == "hello"
+    hello = engine.received[0]
+    assert hello["v"] == 1 and hello["live_version"] == "12.1.11"
+    assert hello["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert hello["script_version"]
+
+    transports = engine.of_type("transport")
+    assert all(t["tempo"] == 100.0 and t["playing"] and t["sig"] == [4, 4] for t in transports)
+    beats = [t["beat"] for t in transports]
+    assert beats == sorted(beats) and beats[-1] > beats[0]
+    steps = [b - a for a, b in itertools.pairwise(beats)]
+    assert steps == pytest.approx([100.0 / 60.0 * 0.1] * len(steps), abs=1e-5)
+    times = [t["t"] for t in transports]
+    assert times == sorted(times)
+
+    assert engine.of_type("scale")[-1] == {
+        "v": 1,
+        "type": "scale",
+        "root": 2,
+        "intervals": [0, 2, 3, 5, 7, 9, 10],
+    }
+    controls = engine.of_type("controls")[-1]
+    assert controls["mode"] == "accompany"
+    assert set(controls) >= {"temperature", "top_p", "density", "style", "turn_bars", "cycle_bars"}
+
+    (clip,) = engine.of_type("clip")
+    assert clip["track"] == 2 and clip["slot"] == 0 and clip["name"] == "bassline"
+    assert clip["role"] == "clip" and clip["playing"] is True
+    assert clip["length"] == 4.0 and clip["looping"] is True and clip["loop"] == [0.0, 4.0]
+    assert clip["notes"] == [[40, 0.0, 1.0, 100], [43, 2.0, 1.0, 90]]
+    # It started at song beat 0, before the first tick moved the transport.
+    assert clip["start_beat"] == pytest.approx(0.0, abs=1e-6)
+    live.disconnect()
+
+
+def test_transport_follows_tempo_changes_and_stops(engine: Engine, port: int) -> None:
+    live = build_set()["live"]
+    live.load_surface(port=port)
+    live.play()
+    run_until(live, engine, lambda: len(engine.of_type("transport")) >= 3)
+    live.song.tempo = 140.0
+    run_until(live, engine, lambda: engine.of_type("transport")[-1]["tempo"] == 140.0)
+    live.song.signature_numerator = 7
+    live.song.signature_denominator = 8
+    run_until(live, engine, lambda: engine.of_type("transport")[-1]["sig"] == [7, 8])
+    live.stop()
+    run_until(live, engine, lambda: engine.of_type("transport")[-1]["playing"] is False)
+    # Stopped and unchanged: no more snapshots.
+    count = len(engine.of_type("transport"))
+    for _ in range(5):
+        live.tick(0.1)
+    engine.sock.poll(20)
+    engine.drain()
+    assert len(engine.of_type("transport")) == count
+    live.disconnect()
+
+
+def test_roles_selected_clip_and_stop(engine: Engine, port: int) -> None:
+    s = build_set()
+    live = s["live"]
+    live.load_surface(port=port)
+    live.select_clip(s["riff"])  # selected, not playing
+    run_until(live, engine, lambda: bool(engine.of_type("clip")))
+    riff = engine.of_type("clip")[-1]
+    assert riff["name"] == "riff" and riff["role"] == "human" and riff["playing"] is False
+    assert riff["looping"] is False and riff["slot"] == 1 and riff["track"] == 0
+
+    live.play()
+    live.fire(s["bass"], 0)
+    run_until(live, engine, lambda: engine.of_type("clip")[-1]["name"] == "bassline")
+    s["bass"].stop_all_clips()
+    run_until(live, engine, lambda: engine.of_type("clip")[-1]["playing"] is False)
+    assert engine.of_type("clip")[-1]["name"] == "bassline"
+
+    # Editing the selected clip's notes resends it.
+    s["riff"]._add(74, 1.0, 0.5, 100)
+    s["riff"]._notify("notes")
+    run_until(live, engine, lambda: len(engine.of_type("clip")[-1]["notes"]) == 2)
+    live.disconnect()
+
+
+def test_controls_from_the_lkjam_rack(engine: Engine, port: int) -> None:
+    s = build_set()
+    live = s["live"]
+    rack = live.add_rack(s["ai"], "LKJam ", macros=[127, 0, 127, 127, 0, 127, 127])
+    live.load_surface(port=port)
+    run_until(live, engine, lambda: bool(engine.of_type("controls")))
+    engine.send(
+        type="welcome", engine_version="0.1.0", model="default", styles=["bach", "folk", "jazz"]
+    )
+    run_until(live, engine, lambda: engine.of_type("controls")[-1]["style"] == "jazz")
+    controls = engine.of_type("controls")[-1]
+    assert controls["mode"] == "call_response"
+    assert controls["temperature"] == pytest.approx(0.1)
+    assert controls["density"] == pytest.approx(1.0)
+    assert controls["turn_bars"] == 1 and controls["cycle_bars"] == 32
+    assert controls["top_p"] == pytest.approx(1.0)
+    assert live.c_instance.messages[-1].startswith("lkjam: engine 0.1.0 ready")
+
+    live.set_macro(rack, 1, 64)  # the middle third: accompany
+    live.set_macro(rack, 2, 127)
+    run_until(live, engine, lambda: engine.of_type("controls")[-1]["mode"] == "accompany")
+    assert engine.of_type("controls")[-1]["temperature"] == pytest.approx(2.0)
+
+    # Renaming the rack away from "lkjam" falls back to the defaults.
+    rack.name = "something else"
+    rack._notify("name")
+    run_until(live, engine, lambda: engine.of_type("controls")[-1]["style"] == "bach")
+    assert engine.of_type("controls")[-1]["mode"] == "accompany"
+    live.disconnect()
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["add_new_notes", "set_notes"])
+def test_clip_notes_become_a_new_clip(
+    engine: Engine, port: int, legacy: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = build_set()
+    live = s["live"]
+    if legacy:  # Live 10: no MidiNoteSpecification / extended note API
+        monkeypatch.delattr(live.Live.Clip, "MidiNoteSpecification")
+        for name in ("get_all_notes_extended", "get_notes_extended", "add_new_notes"):
+            monkeypatch.delattr(live.Live.Clip.Clip, name)
+    rack = live.add_rack(s["ai"])
+    live.load_surface(port=port)
+    live.select_clip(s["bassline"])
+    run_until(live, engine, lambda: bool(engine.of_type("clip")))
+    live.set_macro(rack, 8, 127)  # the accompany macro
+    run_until(live, engine, lambda: bool(engine.of_type("accompany")))
+    (request,) = engine.of_type("accompany")
+    assert request["track"] == 2 and request["slot"] == 0 and request["length"] == 4.0
+    assert request["notes"] == [[40, 0.0, 1.0, 100], [43, 2.0, 1.0, 90]]
+
+    notes = [[52, 0.0, 1.5, 80], [55, 0.0, 1.5, 81], [59, 2.0, 0.5, 99]]
+    engine.send(type="clip_notes", id=request["id"], notes=notes)
+    slot = s["ai"].clip_slots[0]
+    run_until(live, engine, lambda: slot.has_clip)
+    written = sorted(
+        [n[0], n[1], n[2], n[3]]
+        for n in slot.clip.get_notes(0.0, 0, 100.0, 128)  # the API every Live has
+    )
+    assert written == notes
+    assert slot.clip.length == 4.0 and slot.clip.name == "bassline (lkjam)"
+    assert "wrote 3 notes" in live.c_instance.messages[-1]
+
+    # A second request fills the next empty slot; the first clip stays as it was.
+    live.set_macro(rack, 8, 0)
+    live.set_macro(rack, 8, 127)
+    run_until(live, engine, lambda: len(engine.of_type("accompany")) == 2)
+    engine.send(type="clip_notes", id=engine.of_type("accompany")[1]["id"], notes=notes[:1])
+    run_until(live, engine, lambda: s["ai"].clip_slots[1].has_clip)
+    assert len(slot.clip.get_notes(0.0, 0, 100.0, 128)) == 3
+    live.disconnect()
+
+
+def test_bad_engine_messages_are_not_fatal(engine: Engine, port: int) -> None:
+    live = build_set()["live"]
+    live.load_surface(port=port)
+    run_until(live, engine, lambda: bool(engine.received))
+    assert engine.identity is not None
+    for _ in range(3):
+        engine.sock.send_multipart([engine.identity, b"not json"])
+    engine.send(type="clip_notes", id="nobody asked", notes=[])
+    engine.send(type="error", text="model file is corrupt")
+    engine.send(type="status", text="listening")
+    run_until(live, engine, lambda: live.c_instance.messages[-1] == "lkjam: listening")
+    log = live.c_instance.log
+    assert sum("malformed" in line for line in log) == 1  # once, not per message
+    assert any("model file is corrupt" in m for m in live.c_instance.messages)
+    live.play()
+    run_until(live, engine, lambda: engine.of_type("transport")[-1]["playing"] is True)
+    live.disconnect()
+
+
+def test_live_11_has_no_scale_but_works(engine: Engine, port: int) -> None:
+    s = build_set(version=(11, 3, 25))
+    live = s["live"]
+    assert not hasattr(live.song, "root_note")
+    surface = live.load_surface(port=port)
+    live.play()
+    live.fire(s["bass"], 0)
+    run_until(
+        live, engine, lambda: bool(engine.of_type("clip")) and len(engine.of_type("transport")) > 2
+    )
+    assert engine.received[0]["live_version"] == "11.3.25"
+    assert engine.of_type("scale") == []
+    assert not any("failed" in line for line in live.c_instance.log)
+    assert surface.listener_count > 0
+    live.disconnect()
+    live.Live._lom.set_version(12, 1, 11)
+
+
+def test_disconnect_removes_every_listener_and_says_bye(engine: Engine, port: int) -> None:
+    s = build_set()
+    live = s["live"]
+    rack = live.add_rack(s["ai"])
+    surface = live.load_surface(port=port)
+    live.select_clip(s["riff"])
+    live.play()
+    live.fire(s["bass"], 0)
+    run_until(live, engine, lambda: len(engine.of_type("clip")) >= 2)
+    attached = all_listeners(live, [])
+    assert attached == surface.listener_count > 0
+    assert any(p._listener_count() for p in rack.parameters)
+
+    live.disconnect()
+    assert surface.listener_count == 0
+    assert all_listeners(live, []) == 0
+    engine.sock.poll(1000)
+    engine.drain()
+    assert engine.received[-1]["type"] == "bye"
+
+
+def test_rebuilds_when_tracks_change_without_leaking(engine: Engine, port: int) -> None:
+    s = build_set()
+    live = s["live"]
+    surface = live.load_surface(port=port)
+    run_until(live, engine, lambda: bool(engine.of_type("controls")))
+    before = surface.listener_count
+    for i in range(5):
+        live.add_midi_track(f"extra {i}")
+        live.tick(0.1)
+        s["keys"].name = f"Keys {i} [human]"
+        live.tick(0.1)
+    assert surface.listener_count == before + 5 * 3  # name, routing, playing slot per track
+    assert all_listeners(live, []) == surface.listener_count
+    live.disconnect()
+    assert all_listeners(live, []) == 0
+
+
+def test_no_engine_ticks_are_fast_and_it_connects_when_the_engine_appears(
+    ctx: zmq.Context, port: int
+) -> None:
+    s = build_set()
+    live = s["live"]
+    live.load_surface(port=port)
+    live.play()
+    live.fire(s["bass"], 0)
+    durations = []
+    for _ in range(200):
+        start = time.perf_counter()
+        live.tick(0.1)
+        durations.append(time.perf_counter() - start)
+    assert statistics.median(durations) < 0.001
+    assert sum("not reachable" in line for line in live.c_instance.log) == 1
+
+    engine = Engine(ctx, port)  # the engine starts
+    run_until(live, engine, lambda: len(engine.of_type("transport")) >= 2, step=0.1)
+    assert engine.received[0]["type"] == "hello"
+    assert engine.of_type("clip")[0]["name"] == "bassline"
+    live.disconnect()
+
+
+def test_script_parses_as_python_3_7_and_imports_only_stdlib_and_live() -> None:
+    files = sorted(SCRIPT_DIR.glob("*.py"))
+    assert len(files) >= 7
+    allowed = set(sys.stdlib_module_names) | {"Live"}
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 7))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+            assert "__future__" not in names, f"{path.name}: no __future__ imports"
