@@ -1,0 +1,199 @@
+"""`lkjam train` and `lkjam eval`.
+
+    lkjam train --preset default [--out PATH] [--minutes M]     the default model, 3 stages
+    lkjam train --style NAME DIR_OF_MIDI [--human-track N]      a custom style, from default
+    torchrun --nproc_per_node=N -m lkjam train ...               the same, with DDP (gloo)
+
+A run keeps resumable checkpoints in a work directory (by default in the user cache,
+named after the preset and a hash of its config); running the same command again after an
+interruption continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lkjam.engine.model_file import (
+    DEFAULT_MODEL_PATH,
+    STYLES_DIR,
+    ModelFileError,
+    read_tensors,
+)
+from lkjam.training.config import PRESETS, TrainConfig, load_config
+from lkjam.training.curriculum import CURRICULUM
+from lkjam.training.data import (
+    Corpus,
+    DataError,
+    cache_dir,
+    load_corpus,
+    load_midi_folder,
+    split_corpus,
+)
+from lkjam.training.train import Plan, Stage, init_world, train
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lkjam train",
+        description="Train the default model (three-stage curriculum on the music21 corpus) "
+        "or fine-tune a custom style from a folder of MIDI files.",
+    )
+    p.add_argument("folder", nargs="?", type=Path, help="folder of .mid/.midi files (--style)")
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    p.add_argument("--config", type=Path, help="TOML file overriding preset values")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one value"
+    )
+    p.add_argument("--style", metavar="NAME", help="fine-tune a style from FOLDER")
+    p.add_argument(
+        "--human-track",
+        type=int,
+        metavar="N",
+        help="(--style) 0-based track index of the human part; default: the highest track",
+    )
+    p.add_argument(
+        "--base", type=Path, help=f"(--style) model to start from (default {DEFAULT_MODEL_PATH})"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="model file to write (default: ./<preset>.safetensors, or "
+        f"{STYLES_DIR}/<style>.safetensors for --style)",
+    )
+    p.add_argument(
+        "--minutes",
+        type=float,
+        help="wall-time budget of this run (default: none; 4.5 for --style)",
+    )
+    p.add_argument("--workdir", type=Path, help="checkpoint directory (default: in the cache)")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--cache", type=Path, help=f"parsed-data cache (default {cache_dir()})")
+    p.add_argument(
+        "--stop-after", type=int, metavar="STEPS", help="stop (resumably) after STEPS steps"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _default_workdir(kind: str, cfg: TrainConfig, extra: object) -> Path:
+    key = json.dumps([cfg.to_dict(), extra], sort_keys=True, default=str)
+    return cache_dir() / "runs" / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def train_main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(list(argv))
+    try:
+        cfg = load_config(args.preset, args.config, tuple(args.set))
+    except (ValueError, OSError) as exc:
+        print(f"lkjam train: {exc}", file=sys.stderr)
+        return 2
+    world = init_world()
+    progress = not args.no_progress
+    command = "lkjam train " + " ".join(argv)
+    try:
+        if args.style is None:
+            if args.folder is not None:
+                print("lkjam train: a MIDI folder needs --style NAME", file=sys.stderr)
+                return 2
+            caps = {"chorales": cfg.chorales, "folk": cfg.folk, "chamber": cfg.chamber}
+
+            def get_corpus() -> Corpus:
+                return load_corpus(
+                    caps, cfg.split_seed, cfg.held_out, cache=args.cache, progress=progress
+                )
+
+            plan = Plan(
+                [
+                    Stage(name, steps, cfg.lr)
+                    for name, steps in zip(CURRICULUM, cfg.steps, strict=True)
+                ],
+                provenance={"command": command, "preset": args.preset},
+            )
+            out = args.out or Path(f"{args.preset}.safetensors")
+            kind, minutes = args.preset, args.minutes
+        else:
+            if args.folder is None:
+                print("lkjam train: --style NAME needs a folder of MIDI files", file=sys.stderr)
+                return 2
+            base = args.base or DEFAULT_MODEL_PATH
+            tensors, meta = read_tensors(base)
+            cfg = cfg.replace(topology=meta.topology)
+            folder: Path = args.folder
+
+            def get_corpus() -> Corpus:
+                pieces, summary = load_midi_folder(
+                    folder, args.human_track, cache=args.cache, progress=progress
+                )
+                if world.main:
+                    print(summary.text(), file=sys.stderr)
+                info = {
+                    "folder": folder.name,
+                    "files": summary.found,
+                    "used": summary.used,
+                    "skipped": {k: len(v) for k, v in summary.skipped.items()},
+                    "human_track": args.human_track,
+                }
+                return split_corpus({"midi": (pieces, info)}, cfg.split_seed, cfg.held_out)
+
+            plan = Plan(
+                [Stage("style", cfg.style_steps, cfg.style_lr)],
+                style=args.style,
+                init=tensors,
+                provenance={
+                    "command": command,
+                    "preset": args.preset,
+                    "base_model": {
+                        "file": base.name,
+                        "style": meta.style,
+                        "steps": meta.provenance.get("steps"),
+                    },
+                },
+            )
+            out = args.out or STYLES_DIR / f"{args.style}.safetensors"
+            kind, minutes = f"style-{args.style}", args.minutes or 4.5
+        # The first process parses (and caches) the data; the others then read the cache.
+        corpus = get_corpus() if world.main else None
+        world.barrier()
+        if corpus is None:
+            corpus = get_corpus()
+    except (DataError, ModelFileError) as exc:
+        print(f"lkjam train: {exc}", file=sys.stderr)
+        return 2
+    if world.main:
+        print(f"data: {corpus.describe()}", file=sys.stderr)
+    workdir = args.workdir or _default_workdir(kind, cfg, [s.__dict__ for s in plan.stages])
+    if args.fresh and world.main:
+        for name in ("state.json", "checkpoint.safetensors"):
+            (workdir / name).unlink(missing_ok=True)
+    world.barrier()
+    result = train(
+        cfg,
+        corpus,
+        plan,
+        out,
+        workdir,
+        world=world,
+        minutes=minutes,
+        stop_after=args.stop_after,
+        progress=progress,
+    )
+    if not result.finished:  # --stop-after: the checkpoint is saved, run again to go on
+        return 0
+    if world.main:
+        nll = result.provenance["held_out_nll"]
+        print(
+            f"wrote {out} (style {plan.style}, {result.provenance['steps']} steps); held-out "
+            "NLL/event " + ", ".join(f"{k}={v}" for k, v in nll.items())
+        )
+    return 0
+
+
+def eval_main(argv: Sequence[str]) -> int:
+    from lkjam.training.evaluate import main
+
+    return main(argv)

@@ -1,0 +1,396 @@
+"""The training loop: stages in turn, resumable checkpoints, held-out NLL, DDP when launched
+by torchrun.
+
+A run lives in a work directory:
+- `state.json`: config, position (stage, step), per-stage results, data summary;
+- `checkpoint.safetensors`: model weights (`model.*`) and AdamW moments (`adam.*`), so a
+  resume continues exactly where the run stopped (the window sampler is seeded by step);
+- `stage<k>-<name>.safetensors`: a model file after each stage (for the ablation).
+Nothing is ever unpickled: weights are safetensors, the rest JSON.
+
+Loss and NLL are per event: the time head's NLL plus, where the next AI event is not
+WAIT, the pitch, velocity and duration heads' NLLs, summed and divided by the number of
+events.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from lkjam.engine.model_file import ModelMeta, save_model
+from lkjam.training.config import TrainConfig
+from lkjam.training.curriculum import (
+    HEADS,
+    Augment,
+    Example,
+    Mixture,
+    held_out_examples,
+)
+from lkjam.training.data import Corpus
+from lkjam.training.model import JamGRU, export_tensors, import_tensors
+from safetensors.numpy import load_file, save_file
+from tqdm import tqdm
+
+from lkjam import __version__, _step
+
+STATE_FILE = "state.json"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+@dataclass
+class Stage:
+    name: str  # a key of curriculum.STAGES
+    steps: int
+    lr: float
+
+
+@dataclass
+class Plan:
+    """What to train: stages in order, from which weights, into which model file."""
+
+    stages: list[Stage]
+    style: str = "default"
+    init: dict[str, np.ndarray] | None = None  # start weights (a style starts from default)
+    provenance: dict[str, Any] = field(default_factory=dict)  # extra facts for the model file
+
+
+# ---------------------------------------------------------------------------------------
+# Distributed helpers: a single process is world size 1 and needs no process group.
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            dist.barrier()
+
+    def any(self, flag: bool) -> bool:
+        """True on every process if it is true on any (e.g. "stop now")."""
+        if self.size == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+
+def init_world() -> World:
+    """Join the process group when launched by torchrun (gloo: works on CPU)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World()
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return World(dist.get_rank(), dist.get_world_size())
+
+
+# ---------------------------------------------------------------------------------------
+# Loss and held-out NLL
+
+
+def nll_sums(
+    logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Summed NLL per head over the positions whose target is >= 0 (logits (B, T, C),
+    targets (B, T))."""
+    return {
+        h: F.cross_entropy(
+            logits[h].reshape(-1, logits[h].shape[-1]),
+            targets[h].reshape(-1),
+            ignore_index=-1,
+            reduction="sum",
+        )
+        for h in HEADS
+    }
+
+
+def _pad_batch(examples: Sequence[Example]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    length = max(len(e.events) for e in examples)
+    feats = np.zeros((len(examples), length, _step.FEATURES), dtype=np.float32)
+    tg = {h: np.full((len(examples), length), -1, dtype=np.int64) for h in HEADS}
+    for i, e in enumerate(examples):
+        n = len(e.events)
+        feats[i, :n] = e.encode()
+        for h, v in _step.targets(e.events).items():
+            tg[h][i, :n] = v
+    return torch.from_numpy(feats), {h: torch.from_numpy(v) for h, v in tg.items()}
+
+
+@torch.no_grad()
+def held_out_nll(model: JamGRU, examples: Sequence[Example], batch: int = 8) -> dict[str, float]:
+    """NLL per event over whole held-out streams, run from a reset state as the engine does."""
+    model.eval()
+    sums = dict.fromkeys(HEADS, 0.0)
+    events = 0
+    ordered = sorted(examples, key=lambda e: len(e.events))  # similar lengths pad less
+    for i in range(0, len(ordered), batch):
+        feats, tg = _pad_batch(ordered[i : i + batch])
+        logits, _ = model(feats)
+        for h, s in nll_sums(logits, tg).items():
+            sums[h] += float(s)
+        events += int((tg["time"] >= 0).sum())
+    model.train()
+    out = {h: sums[h] / max(events, 1) for h in HEADS}
+    out["nll"] = sum(sums.values()) / max(events, 1)
+    out["events"] = events
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoints: safetensors + JSON
+
+
+def _save_checkpoint(
+    workdir: Path, model: JamGRU, opt: torch.optim.Optimizer, state: dict[str, Any]
+) -> None:
+    tensors = {f"model.{k}": v for k, v in export_tensors(model).items()}
+    names = dict(model.named_parameters())
+    steps: dict[str, float] = {}
+    for name, p in names.items():
+        st = opt.state.get(p)
+        if st:
+            tensors[f"adam.{name}.exp_avg"] = st["exp_avg"].numpy().copy()
+            tensors[f"adam.{name}.exp_avg_sq"] = st["exp_avg_sq"].numpy().copy()
+            steps[name] = float(st["step"])
+    state = {**state, "adam_steps": steps}
+    # Write both to temporary names first, then replace: a kill mid-write leaves the old pair.
+    tmp_ck = workdir / (CHECKPOINT_FILE + ".tmp")
+    tmp_st = workdir / (STATE_FILE + ".tmp")
+    save_file(tensors, str(tmp_ck))
+    tmp_st.write_text(json.dumps(state, indent=1))
+    os.replace(tmp_ck, workdir / CHECKPOINT_FILE)
+    os.replace(tmp_st, workdir / STATE_FILE)
+
+
+def _load_checkpoint(workdir: Path, model: JamGRU, opt: torch.optim.Optimizer) -> None:
+    state = json.loads((workdir / STATE_FILE).read_text())
+    tensors = load_file(str(workdir / CHECKPOINT_FILE))
+    import_tensors(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    for name, p in model.named_parameters():
+        if name in state["adam_steps"]:
+            opt.state[p] = {
+                "step": torch.tensor(state["adam_steps"][name], dtype=torch.float32),
+                "exp_avg": torch.from_numpy(tensors[f"adam.{name}.exp_avg"]),
+                "exp_avg_sq": torch.from_numpy(tensors[f"adam.{name}.exp_avg_sq"]),
+            }
+
+
+def read_state(workdir: Path) -> dict[str, Any] | None:
+    path = workdir / STATE_FILE
+    if not path.exists() or not (workdir / CHECKPOINT_FILE).exists():
+        return None
+    state: dict[str, Any] = json.loads(path.read_text())
+    return state
+
+
+# ---------------------------------------------------------------------------------------
+# The loop
+
+
+def lr_at(peak: float, progress: float, warmup: float) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak (progress in 0..1)."""
+    if progress < warmup:
+        return peak * (progress + 1e-3) / warmup
+    t = min(1.0, (progress - warmup) / max(1e-9, 1.0 - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * t)))
+
+
+def _optimizer(model: JamGRU, cfg: TrainConfig, lr: float) -> torch.optim.AdamW:
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+
+
+@dataclass
+class Result:
+    finished: bool  # False: stopped early (stop_after); run again to resume
+    provenance: dict[str, Any]
+
+
+def train(
+    cfg: TrainConfig,
+    corpus: Corpus,
+    plan: Plan,
+    out: Path,
+    workdir: Path,
+    *,
+    world: World | None = None,
+    minutes: float | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+) -> Result:
+    """Train `plan` on `corpus`, resuming from `workdir` if it holds this run's checkpoint.
+
+    `minutes` caps the wall time of this invocation (stages share it by their remaining
+    steps, and each stage's learning-rate schedule follows whichever runs out first);
+    `stop_after` stops, resumably, after that many steps in this invocation."""
+    world = world or World()
+    deadline = time.monotonic() + minutes * 60 if minutes else None
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    elif world.size > 1:  # processes share the machine's cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world.size))
+    torch.manual_seed(cfg.seed)
+    model = JamGRU(_step.TOPOLOGIES[cfg.topology])
+    if plan.init is not None:
+        import_tensors(model, plan.init)
+    aug = Augment(cfg.transpose, cfg.jitter, cfg.velocity_noise, cfg.scale_known)
+    run_id = {"config": cfg.to_dict(), "stages": [s.__dict__ for s in plan.stages]}
+    state: dict[str, Any] = {**run_id, "stage": 0, "step": 0, "results": [], "seconds": 0.0}
+    workdir.mkdir(parents=True, exist_ok=True)
+    opt = _optimizer(model, cfg, plan.stages[0].lr)
+    saved = read_state(workdir)
+    if saved is not None and all(saved.get(k) == v for k, v in run_id.items()):
+        state = saved
+        _load_checkpoint(workdir, model, opt)
+        if world.main:
+            log(f"resuming {workdir}: stage {state['stage'] + 1}, step {state['step']}")
+    held = {
+        s.name: held_out_examples(s.name, corpus.held_out, cfg.split_seed, cfg.eval_pieces)
+        for s in plan.stages
+    }
+    ddp: torch.nn.Module = model
+    if world.size > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+    per_rank = max(1, cfg.batch // world.size)
+    done_here = 0
+    while state["stage"] < len(plan.stages):
+        k = state["stage"]
+        stage = plan.stages[k]
+        mixture = Mixture(stage.name, corpus.train, aug)
+        budget = None
+        if deadline is not None:
+            left = [s.steps for s in plan.stages[k:]]
+            left[0] -= state["step"]
+            share = left[0] / max(1, sum(left))
+            budget = max(0.0, (deadline - time.monotonic()) * share - 10.0)
+        if state["step"] == 0:  # each stage starts a fresh optimizer from the last weights
+            opt = _optimizer(model, cfg, stage.lr)
+        t_stage, base_seconds = time.monotonic(), float(state["seconds"])
+        bar = tqdm(
+            total=stage.steps,
+            initial=state["step"],
+            desc=f"stage {k + 1}/{len(plan.stages)} {stage.name}",
+            unit="step",
+            disable=not (progress and world.main),
+            dynamic_ncols=True,
+        )
+        ema: float | None = None
+        rate_events, rate_t0 = 0, time.monotonic()
+        stopped = False
+        while state["step"] < stage.steps:
+            step = state["step"]
+            elapsed = time.monotonic() - t_stage
+            progress_frac = step / stage.steps
+            if budget is not None:
+                progress_frac = max(progress_frac, elapsed / max(budget, 1e-9))
+            out_of_time = budget is not None and elapsed >= budget
+            halt = stop_after is not None and done_here >= stop_after
+            if world.any(out_of_time or halt):
+                stopped = halt and not out_of_time
+                break
+            for g in opt.param_groups:
+                g["lr"] = lr_at(stage.lr, progress_frac, cfg.warmup)
+            rng = np.random.default_rng([cfg.seed, k, step, world.rank])
+            batch = mixture.batch(rng, per_rank, cfg.window)
+            feats = torch.from_numpy(batch.features)  # (B, T, F)
+            tg = {h: torch.from_numpy(v) for h, v in batch.targets.items()}  # (B, T)
+            logits, _ = ddp(feats)
+            n = max(1, batch.events)
+            loss = torch.stack(list(nll_sums(logits, tg).values())).sum() / n
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            state["step"] = step + 1
+            done_here += 1
+            value = loss.item()
+            ema = value if ema is None else 0.95 * ema + 0.05 * value
+            rate_events += batch.events * world.size
+            now = time.monotonic()
+            bar.update(1)
+            bar.set_postfix(loss=f"{ema:.3f}", ev_s=f"{rate_events / (now - rate_t0):.0f}")
+            if world.main and state["step"] % cfg.checkpoint_every == 0:
+                state["seconds"] = base_seconds + (now - t_stage)
+                _save_checkpoint(workdir, model, opt, state)
+        bar.close()
+        seconds = base_seconds + time.monotonic() - t_stage
+        if stopped:
+            state["seconds"] = seconds
+            if world.main:
+                _save_checkpoint(workdir, model, opt, state)
+                log(f"stopped after {done_here} steps; run the same command to resume")
+            world.barrier()
+            return Result(False, {})
+        # End of stage: held-out NLL on every stage's data, a model file, a checkpoint.
+        if world.main:
+            nll = {name: held_out_nll(model, ex) for name, ex in held.items()}
+            result = {
+                "name": stage.name,
+                "steps": state["step"],
+                "planned_steps": stage.steps,
+                "seconds": round(seconds, 1),
+                "train_loss": None if ema is None else round(ema, 4),
+                "held_out_nll": {name: round(v["nll"], 4) for name, v in nll.items()},
+            }
+            log(
+                f"stage {k + 1} {stage.name}: {result['steps']} steps, "
+                f"train loss {result['train_loss']}, held-out NLL/event "
+                + ", ".join(f"{n} {v:.3f}" for n, v in result["held_out_nll"].items())
+            )
+            state["results"].append(result)
+            state["stage"], state["step"], state["seconds"] = k + 1, 0, 0.0
+            _write_model(
+                workdir / f"stage{k + 1}-{stage.name}.safetensors", model, cfg, corpus, plan, state
+            )
+            _save_checkpoint(workdir, model, opt, state)
+        else:
+            state["stage"], state["step"] = k + 1, 0
+        world.barrier()
+    provenance: dict[str, Any] = {}
+    if world.main:
+        provenance = _write_model(out, model, cfg, corpus, plan, state)
+    world.barrier()
+    return Result(True, provenance)
+
+
+def _write_model(
+    path: Path,
+    model: JamGRU,
+    cfg: TrainConfig,
+    corpus: Corpus,
+    plan: Plan,
+    state: Mapping[str, Any],
+) -> dict[str, Any]:
+    results = list(state["results"])
+    provenance: dict[str, Any] = {
+        **plan.provenance,
+        "lkjam": __version__,
+        "torch": torch.__version__,
+        "config": cfg.to_dict(),
+        "data": corpus.info,
+        "split": {"seed": cfg.split_seed, "held_out": cfg.held_out, "by": "piece"},
+        "stages": results,
+        "steps": sum(r["steps"] for r in results),
+        "held_out_nll": results[-1]["held_out_nll"] if results else {},
+    }
+    meta = ModelMeta(topology=cfg.topology, style=plan.style, provenance=provenance)
+    save_model(path, export_tensors(model), meta)
+    return provenance
