@@ -1,0 +1,338 @@
+"""`lkjam eval [MODEL]`: a model against real music and a Markov baseline, on held-out pieces.
+
+Held-out sets (pieces the model never saw: the split seed, fraction and corpus caps come
+from the model's provenance):
+- `chorales`: Bach chorales, soprano human, the lower voices ai (harmonization);
+- `folk`: folk tunes, melody human, chord voices ai (harmonization);
+- `call_response`: folk tunes whose melody phrases alternate human / ai, other voices
+  dropped or clip context (curriculum.call_response, seeded).
+
+Figures, per set and overall:
+- NLL per event (nats, docs/event-stream.md targets) of the model (`Step.feed_batch`
+  logits: the compiled step, no torch) and of the Markov chain fitted on the training split;
+- music metrics (lkjam.engine.metrics) of the real AI part, of the model's and of the
+  Markov chain's. Both generators accompany the held-out input by the engine's own
+  decoding rule (lkjam.engine.offline). Harmony figures (NiCR, chord fit, doubling,
+  pitch-class entropy) pool the two harmonization sets; overlap and answer delay come
+  from the call-and-response set, measured against the human part only.
+
+The last line printed is key=value, for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from lkjam.engine import metrics
+from lkjam.engine.model_file import ModelFileError, load_model
+from lkjam.engine.offline import Planner, accompany
+from lkjam.training.config import TrainConfig
+from lkjam.training.curriculum import NO_AUGMENT, Example, make_example
+from lkjam.training.data import DataError, Piece, load_corpus
+from lkjam.training.markov import MarkovModel, event_nll
+
+from lkjam import _step
+
+HARMONY = ("nicr", "chord_fit", "doubling", "pc_entropy")
+CALL_RESPONSE = ("overlap", "answer_delay_beats")
+INPUT_ROLES = (_step.ROLE_HUMAN, _step.ROLE_CLIP)
+# Source and curriculum view of each held-out set, and which metrics it reports.
+SETS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "chorales": ("chorales", "harmonize", HARMONY),
+    "folk": ("folk", "harmonize", HARMONY),
+    "call_response": ("folk", "call_response", CALL_RESPONSE),
+}
+GAP_BARS = 4  # silence between pieces when they are pooled into one stream
+
+
+@dataclass
+class Sampling:
+    temperature: float = 0.9
+    top_p: float = 0.95
+    wait_bias: float = 0.0
+    seed: int = 0
+
+
+@dataclass
+class SetResult:
+    name: str
+    pieces: int
+    events: int
+    nll: dict[str, float] = field(default_factory=dict)  # "model"/"markov" -> nats per event
+    figures: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> who -> value
+
+
+def examples_for(pieces: Sequence[Piece], view: str, seed: int) -> list[Example]:
+    """Whole pieces, no augmentation, the view's random choices seeded (fixed sets)."""
+    rng = np.random.default_rng(seed)
+    return [make_example(p, view, rng, NO_AUGMENT) for p in pieces]
+
+
+def configure(planner: Planner, ex: Example) -> None:
+    planner.reset()
+    planner.set_meter(ex.numerator, ex.denominator)
+    if ex.scale_root >= 0:
+        planner.set_scale(ex.scale_root, list(ex.scale_intervals))
+    else:
+        planner.clear_scale()
+
+
+def model_nll(step: _step.Step, examples: Sequence[Example]) -> tuple[float, int]:
+    """Total NLL (nats) and events of whole streams, each from a reset state (the engine's
+    view), with logits from the compiled step."""
+    total, events = 0.0, 0
+    for ex in examples:
+        configure(step, ex)
+        nll, n = event_nll(step.feed_batch(ex.events), _step.targets(ex.events))
+        total, events = total + nll, events + n
+    return total, events
+
+
+def accompaniments(
+    planner: Planner, examples: Sequence[Example], sampling: Sampling
+) -> list[np.ndarray]:
+    """Each example's input (human and clip notes) with the planner's AI part in place of
+    the real one."""
+    out = []
+    for i, ex in enumerate(examples):
+        inputs = ex.events[np.isin(ex.events["role"], INPUT_ROLES)]
+        scale = (ex.scale_root, ex.scale_intervals) if ex.scale_root >= 0 else None
+        ai = accompany(
+            planner,
+            inputs,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            wait_bias=sampling.wait_bias,
+            seed=sampling.seed + i,
+            numerator=ex.numerator,
+            denominator=ex.denominator,
+            scale=scale,
+        )
+        both = np.concatenate([inputs, ai])
+        out.append(both[np.lexsort((both["pitch"], both["role"], both["beat"]))])
+    return out
+
+
+def pooled(streams: Sequence[np.ndarray]) -> np.ndarray:
+    """One stream of all pieces one after another, GAP_BARS 4/4 bars apart, so that
+    frame-weighted shares and phrase statistics pool over pieces."""
+    parts, offset = [], 0.0
+    for s in streams:
+        if len(s) == 0:
+            continue
+        moved = s.copy()
+        moved["beat"] += offset
+        parts.append(moved)
+        offset = float(metrics.note_ends(moved).max()) + 4.0 * GAP_BARS
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=streams[0].dtype)
+
+
+def figures(stream: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    fns: dict[str, Callable[[np.ndarray], float]] = {
+        "nicr": metrics.nicr,
+        "chord_fit": metrics.chord_fit,
+        "doubling": metrics.doubling,
+        "pc_entropy": metrics.pc_entropy,
+        # Call and response is about the human's turns: clip context is not a turn.
+        "overlap": lambda s: metrics.overlap(s, input_roles=(_step.ROLE_HUMAN,)),
+        "answer_delay_beats": lambda s: metrics.answer_delay(s, input_roles=(_step.ROLE_HUMAN,)),
+    }
+    return {name: fns[name](stream) for name in names}
+
+
+def evaluate_set(
+    name: str,
+    examples: Sequence[Example],
+    step: _step.Step,
+    markov: MarkovModel,
+    sampling: Sampling,
+) -> SetResult:
+    wanted = SETS[name][2]
+    result = SetResult(name, len(examples), int(sum(len(ex.events) for ex in examples)))
+    total, n = model_nll(step, examples)
+    result.nll["model"] = total / max(n, 1)
+    total, n = 0.0, 0
+    for ex in examples:
+        t, k = markov.nll(ex.events)
+        total, n = total + t, n + k
+    result.nll["markov"] = total / max(n, 1)
+    by_who = {
+        "model": figures(pooled(accompaniments(step, examples, sampling)), wanted),
+        "real": figures(pooled([ex.events for ex in examples]), wanted),
+        "markov": figures(pooled(accompaniments(markov.step(), examples, sampling)), wanted),
+    }
+    result.figures = {m: {who: by_who[who][m] for who in by_who} for m in wanted}
+    return result
+
+
+def fit_markov(train: dict[str, list[Piece]], seed: int) -> MarkovModel:
+    """The baseline sees the training split through the same views as the held-out sets."""
+    streams = [
+        ex.events
+        for source, view, _ in SETS.values()
+        for ex in examples_for(train.get(source, []), view, seed)
+    ]
+    return MarkovModel().fit(streams)
+
+
+def _pool_harmony(results: Sequence[SetResult]) -> dict[str, dict[str, float]]:
+    """Harmony figures over both harmonization sets, weighted by their pieces."""
+    sets = [r for r in results if "nicr" in r.figures]
+    out: dict[str, dict[str, float]] = {}
+    for m in HARMONY:
+        out[m] = {}
+        for who in ("model", "real", "markov"):
+            vals = [
+                (r.figures[m][who], r.pieces) for r in sets if not math.isnan(r.figures[m][who])
+            ]
+            weight = sum(w for _, w in vals)
+            out[m][who] = sum(v * w for v, w in vals) / weight if weight else float("nan")
+    return out
+
+
+def report(results: Sequence[SetResult], model_name: str) -> list[str]:
+    """The table and the final key=value line."""
+    lines = [f"{'set':<19}{'metric':<20}{'model':>9}{'real':>9}{'markov':>9}"]
+
+    def fmt(v: float | None) -> str:
+        return f"{'-':>9}" if v is None else f"{v:>9.3f}"
+
+    for r in results:
+        head = f"{r.name} ({r.pieces})"
+        lines.append(
+            f"{head:<19}{'nll/event':<20}{fmt(r.nll['model'])}{fmt(None)}{fmt(r.nll['markov'])}"
+        )
+        for m, who in r.figures.items():
+            lines.append(
+                f"{'':<19}{m:<20}{fmt(who['model'])}{fmt(who['real'])}{fmt(who['markov'])}"
+            )
+    events = sum(r.events for r in results)
+    nll = sum(r.nll["model"] * r.events for r in results) / max(events, 1)
+    markov_nll = sum(r.nll["markov"] * r.events for r in results) / max(events, 1)
+    harmony = _pool_harmony(results)
+    cr = next((r.figures for r in results if "overlap" in r.figures), None)
+    lines.append(f"{'all':<19}{'nll/event':<20}{fmt(nll)}{fmt(None)}{fmt(markov_nll)}")
+    for m in HARMONY:
+        who = harmony[m]
+        lines.append(
+            f"{'harmony':<19}{m:<20}{fmt(who['model'])}{fmt(who['real'])}{fmt(who['markov'])}"
+        )
+    nan = float("nan")
+    values = {
+        "nll": nll,
+        "markov_nll": markov_nll,
+        "nicr": harmony["nicr"]["model"],
+        "nicr_real": harmony["nicr"]["real"],
+        "chord_fit": harmony["chord_fit"]["model"],
+        "chord_fit_real": harmony["chord_fit"]["real"],
+        "doubling": harmony["doubling"]["model"],
+        "doubling_real": harmony["doubling"]["real"],
+        "pc_entropy": harmony["pc_entropy"]["model"],
+        "pc_entropy_real": harmony["pc_entropy"]["real"],
+        "overlap": cr["overlap"]["model"] if cr else nan,
+        "answer_delay_beats": cr["answer_delay_beats"]["model"] if cr else nan,
+    }
+    lines.append(f"model: {model_name}")
+    lines.append(" ".join(f"{k}={v:.4f}" for k, v in values.items()))
+    return lines
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lkjam eval", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "model",
+        nargs="?",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="a model file (default: the shipped model)",
+    )
+    p.add_argument(
+        "--pieces", type=int, default=20, metavar="N", help="held-out pieces per set (default 20)"
+    )
+    p.add_argument(
+        "--corpus-cap",
+        type=int,
+        default=None,
+        metavar="N",
+        help="corpus items tried per source (default: the model's training caps, "
+        "so the parse cache of training is reused); smaller is faster",
+    )
+    p.add_argument("--temperature", type=float, default=Sampling.temperature)
+    p.add_argument("--top-p", type=float, default=Sampling.top_p)
+    p.add_argument("--seed", type=int, default=Sampling.seed)
+    p.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {list(SETS)}")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+
+    def fail(message: str) -> int:
+        print(f"lkjam eval: {message}", file=sys.stderr)
+        return 2
+
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    unknown = [s for s in sets if s not in SETS]
+    if unknown or not sets:
+        return fail(f"--sets: unknown set(s) {unknown}; known: {', '.join(SETS)}")
+    if args.pieces < 1:
+        return fail(f"--pieces must be at least 1 (got {args.pieces})")
+    try:
+        model = load_model(args.model)
+    except ModelFileError as exc:
+        return fail(str(exc))
+
+    # The split the model was trained with, so these pieces are ones it never saw.
+    prov = model.meta.provenance
+    cfg = TrainConfig()
+    config = prov.get("config", {}) if isinstance(prov.get("config"), dict) else {}
+    split = prov.get("split", {}) if isinstance(prov.get("split"), dict) else {}
+    seed = int(split.get("seed", config.get("split_seed", cfg.split_seed)))
+    fraction = float(split.get("held_out", config.get("held_out", cfg.held_out)))
+    sources = sorted({SETS[s][0] for s in sets})
+    caps = {
+        s: int(args.corpus_cap if args.corpus_cap is not None else config.get(s, getattr(cfg, s)))
+        for s in sources
+    }
+    try:
+        corpus = load_corpus(caps, seed, fraction, progress=not args.quiet)
+    except DataError as exc:
+        return fail(str(exc))
+    markov = fit_markov(corpus.train, args.seed)
+    sampling = Sampling(args.temperature, args.top_p, 0.0, args.seed)
+
+    results = []
+    for name in sets:
+        source, view, _ = SETS[name]
+        pieces = corpus.held_out.get(source, [])[: args.pieces]
+        if not pieces:
+            return fail(f"no held-out {source} pieces (corpus caps {caps}, held out {fraction})")
+        try:
+            results.append(
+                evaluate_set(
+                    name, examples_for(pieces, view, args.seed), model.step, markov, sampling
+                )
+            )
+        except ValueError as exc:  # a bad sampling option, named by the step
+            return fail(str(exc))
+    print(
+        f"held out by piece (split seed {seed}, fraction {fraction}); Markov fitted on "
+        f"{sum(len(v) for v in corpus.train.values())} training pieces; "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    print(
+        "\n".join(
+            report(results, f"{model.path} ({model.meta.topology}, style {model.meta.style})")
+        )
+    )
+    return 0
