@@ -1,0 +1,550 @@
+"""Real-time generation: the decoding rule of docs/event-stream.md, "Real-time decoding".
+
+One thread owns the step, the sync and the scheduler (no locks on that path). Work
+arrives through two bounded queues: MIDI input (timestamped by the port callback) and
+messages from the socket thread (`submit`). A wake event interrupts the wait.
+
+Each pass:
+1. messages and MIDI input are applied in arrival order (MIDI clock moves the sync;
+   human notes are fed at the beat of their arrival time and the plan is redrawn);
+2. clip notes up to the commit horizon (now + `commit_s`) are fed in stream order, each
+   before an AI note at the same beat;
+3. a plan inside the commit horizon is committed: fed as `ai`, handed to the scheduler
+   for its exact wall time, and the next plan is drawn;
+4. due notes are sent; the thread sleeps until the next send, commit or input.
+
+Beats fed to the step never go backwards: an input that arrives after something later
+was fed (at most `commit_s` ahead) is fed at that later beat.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from lkjam.engine.model_file import LoadedModel
+from lkjam.engine.offline import scale_mask
+from lkjam.engine.scheduler import Output, Scheduler, wait_until
+from lkjam.engine.sync import BeatLine, Sync, SyncEvent
+
+from lkjam._step import ROLE_AI, ROLE_CLIP, ROLE_HUMAN
+
+log = logging.getLogger("lkjam.engine")
+
+COMMIT_S = 0.004  # plans and clip notes this close to their time are committed
+INBOX_SIZE = 256  # socket -> generator messages
+HISTORY = 64  # recent events, replayed into a hot-swapped model
+MAX_NOTES_PER_BEAT = 8  # as lkjam.engine.offline: more AI onsets in a beat = WAIT
+PHRASE_GAP_BEATS = 1.0  # call_response: silence after which the human's phrase has ended
+FORCE_ANSWER_BIAS = -30.0  # wait bias for the first note of an answer: it must come
+DENSITY_SPAN = 8.0  # density 0..1 -> wait bias +4..-4 (logits)
+LATE_S = 0.1  # an AI note this late is fed but not sent
+IDLE_S = 0.05  # longest sleep without anything due
+
+
+class Clock(Protocol):
+    def __call__(self) -> float: ...
+
+
+@dataclass
+class Controls:
+    """Performance controls (protocol message `controls`), with their defaults."""
+
+    mode: str = "accompany"  # accompany | call_response | off
+    temperature: float = 1.0
+    top_p: float = 0.95
+    density: float = 0.5  # 0.5 = as trained
+    style: str = "default"
+    turn_bars: int = 2  # call_response: longest answer, bars
+    cycle_bars: int = 0  # call_response: 0 = phrase-end detection, N = fixed cycles
+    trigger_note: int = -1  # call_response: pitch that hands over the turn; -1 = none
+    scale_lock: bool = True  # mask AI pitches to the known scale
+
+    @property
+    def wait_bias(self) -> float:
+        return (0.5 - self.density) * DENSITY_SPAN
+
+
+@dataclass
+class Plan:
+    beat: float
+    pitch: int
+    velocity: int
+    duration: float  # beats
+
+
+class ClipTrack:
+    """The notes of one playing clip, unrolled lazily into song beats.
+
+    Clip time 0 is at song beat `start_beat`. The first pass plays every note up to the
+    loop end (or the clip's length); a looping clip then repeats its loop region.
+    """
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.name = message["name"]
+        self.role = ROLE_HUMAN if message["role"] == "human" else ROLE_CLIP
+        loop0, loop1 = message["loop"]
+        self.looping = bool(message["looping"]) and loop1 > loop0
+        end = loop1 if self.looping else message["length"]
+        start = float(message["start_beat"])
+        notes = sorted(message["notes"], key=lambda n: n[1])
+        # (offset beats, pitch, velocity, duration beats)
+        self.first = [(start + n[1], int(n[0]), int(n[3]), n[2]) for n in notes if n[1] < end]
+        self.repeat = [
+            (n[1] - loop0, int(n[0]), int(n[3]), n[2])
+            for n in notes
+            if self.looping and loop0 <= n[1] < loop1
+        ]
+        self.first_beats = [n[0] for n in self.first]
+        self.repeat_offsets = [n[0] for n in self.repeat]
+        self.period = loop1 - loop0
+        self.repeat_from = start + loop1  # song beat where the first repeat begins
+        self.cursor = 0  # occurrence index: first pass, then repeat pass * len(repeat) + note
+
+    def _at(self, j: int) -> tuple[float, int, int, float]:
+        if j < len(self.first):
+            return self.first[j]
+        k, i = divmod(j - len(self.first), len(self.repeat))
+        offset, pitch, vel, dur = self.repeat[i]
+        return self.repeat_from + k * self.period + offset, pitch, vel, dur
+
+    def seek(self, beat: float) -> None:
+        """Continue from the first occurrence at or after `beat`."""
+        if beat < self.repeat_from or not self.repeat:
+            self.cursor = bisect.bisect_left(self.first_beats, beat)
+            return
+        k = math.floor((beat - self.repeat_from) / self.period)
+        i = bisect.bisect_left(self.repeat_offsets, beat - self.repeat_from - k * self.period)
+        self.cursor = len(self.first) + k * len(self.repeat) + i
+
+    def peek(self) -> float:
+        if self.cursor >= len(self.first) and not self.repeat:
+            return math.inf
+        return self._at(self.cursor)[0]
+
+    def pop(self) -> tuple[float, int, int, float]:
+        """(song beat, pitch, velocity, duration) of the next note."""
+        note = self._at(self.cursor)
+        self.cursor += 1
+        return note
+
+
+class Generator:
+    """Owns the step; run `run(stop)` on its own thread, or `tick` from a test."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        output: Output,
+        *,
+        channel: int = 1,
+        midi_queue: deque[tuple[float, bytes]] | None = None,
+        wake: threading.Event | None = None,
+        post: Callable[..., None] | None = None,
+        scale: tuple[int, Sequence[int]] | None = None,
+        seed: int = 0,
+        commit_s: float = COMMIT_S,
+        clock: Clock = time.perf_counter,
+    ) -> None:
+        self.model = model
+        self.step = model.step
+        self.scheduler = Scheduler(output, channel)
+        self.midi_queue: deque[tuple[float, bytes]] = (
+            midi_queue if midi_queue is not None else deque()
+        )
+        self.wake = wake or threading.Event()
+        self.post = post or (lambda kind, **fields: None)
+        self.explicit_scale = scale
+        self.commit_s = commit_s
+        self.clock = clock
+        self.controls = Controls()
+        self.sync = Sync()
+        self.inbox: deque[tuple[str, Any, float]] = deque()
+        self.inbox_dropped = 0
+        self.clips: dict[tuple[int, int], ClipTrack] = {}
+        self.live_scale: tuple[int, list[int]] | None = None
+        self.history: deque[tuple[float, int, int, int, float]] = deque(maxlen=HISTORY)
+        self.playing = False
+        self.meter = (4, 4)
+        self.last_beat = -math.inf  # beat of the last event fed
+        self.plan: Plan | None = None
+        self.need_plan = False  # something was fed since the last plan was drawn
+        self.recent_ai: deque[float] = deque()  # AI onsets within the last beat
+        self.held: set[int] = set()  # human keys down
+        self.pedal = False
+        # call_response turn state
+        self.answering = False
+        self.turn_start = self.turn_end = 0.0
+        self.first_of_turn = False
+        self.phrase_notes = 0
+        self.last_human_beat = -math.inf
+        self.late = 0
+        self.seed = seed
+        self._configure_step(seed)
+
+    # ---- input from other threads --------------------------------------------------
+
+    def submit(self, kind: str, payload: Any) -> bool:
+        """Queue work from the socket thread: ("message", dict) / ("model", LoadedModel) /
+        ("release", reason). False if the inbox is full (the item is dropped and counted)."""
+        if len(self.inbox) >= INBOX_SIZE:
+            self.inbox_dropped += 1
+            return False
+        self.inbox.append((kind, payload, self.clock()))
+        self.wake.set()
+        return True
+
+    # ---- the loop ------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """The generator thread. Releases every note when it ends."""
+        try:
+            while not stop.is_set():
+                self.wake.clear()
+                deadline, spin = self.tick(self.clock())
+                if stop.is_set():
+                    break
+                wait_until(min(deadline, self.clock() + IDLE_S), self.wake, spin=spin)
+        finally:
+            ended = self.scheduler.all_notes_off()
+            log.info("generator stopped; released %d sounding note(s)", ended)
+
+    def tick(self, now: float) -> tuple[float, bool]:
+        """One pass; returns (next deadline in perf_counter s, whether to spin for it)."""
+        while self.inbox:
+            kind, payload, t_recv = self.inbox.popleft()
+            self._on_inbox(kind, payload, t_recv)
+        while self.midi_queue:
+            t, data = self.midi_queue.popleft()
+            self._on_midi(t, data)
+        self._check_playing(now)
+        commit_at = math.inf
+        if self.playing:
+            line = self.sync.line(now)
+            if line is not None:
+                commit_at = self._advance(now, line)
+        self.scheduler.run_due(self.clock())
+        send_at = self.scheduler.next_due
+        if send_at <= commit_at:
+            return send_at, True
+        return commit_at, False
+
+    # ---- messages ------------------------------------------------------------------
+
+    def _on_inbox(self, kind: str, payload: Any, t_recv: float) -> None:
+        if kind == "model":
+            self._swap_model(payload)
+        elif kind == "release":
+            ended = self.scheduler.all_notes_off()
+            self.sync.transport.playing = False
+            self.plan = None
+            log.info("%s: released %d note(s)", payload, ended)
+        elif kind == "message":
+            handler = getattr(self, f"_msg_{payload['type']}", None)
+            if handler is not None:
+                handler(payload, t_recv)
+
+    def _msg_transport(self, m: dict[str, Any], t_recv: float) -> None:
+        events = self.sync.transport.update(
+            m["tempo"], m["beat"], m["playing"], tuple(m["sig"]), m["t"], t_recv
+        )
+        if not self.sync.using_clock(t_recv):
+            self._on_sync_events(events)
+
+    def _msg_scale(self, m: dict[str, Any], t_recv: float) -> None:
+        known = m["root"] >= 0 and m["intervals"]
+        self.live_scale = (m["root"], list(m["intervals"])) if known else None
+        self._apply_scale()
+
+    def _msg_clip(self, m: dict[str, Any], t_recv: float) -> None:
+        key = (m["track"], m["slot"])
+        if not m["playing"] or m["role"] == "ignore":
+            self.clips.pop(key, None)
+            return
+        clip = ClipTrack(m)
+        clip.seek(max(self.last_beat, self._now_beat(t_recv)))
+        self.clips[key] = clip
+        log.info("clip %r (track %d slot %d): %d notes", clip.name, *key, len(clip.first))
+
+    def _msg_controls(self, m: dict[str, Any], t_recv: float) -> None:
+        c = self.controls
+        if "seed" in m:
+            self.seed = m["seed"]
+            self.step.seed(self.seed)
+        for name in ("temperature", "top_p", "density", "turn_bars", "cycle_bars"):
+            if name in m:
+                setattr(c, name, m[name])
+        if "trigger_note" in m:
+            c.trigger_note = m["trigger_note"]
+        if "scale_lock" in m and m["scale_lock"] != c.scale_lock:
+            c.scale_lock = m["scale_lock"]
+            self._apply_scale()
+        if "style" in m:
+            c.style = m["style"]
+        if "mode" in m and m["mode"] != c.mode:
+            ended = self.scheduler.all_notes_off()
+            c.mode = m["mode"]
+            self.plan = None
+            self.need_plan = True
+            self._end_turn()
+            log.info("mode %s (released %d note(s))", c.mode, ended)
+            self._post_status()
+
+    # ---- MIDI input ----------------------------------------------------------------
+
+    def _on_midi(self, t: float, data: bytes) -> None:
+        status = data[0]
+        if status >= 0xF0:
+            events = self.sync.clock.on_message(status, data[1:], t)
+            self._on_sync_events(events)
+            return
+        kind = status & 0xF0
+        if len(data) < 3:
+            return
+        if kind == 0x90 and data[2] > 0:
+            self._human_on(t, data[1], data[2])
+        elif kind == 0x80 or kind == 0x90:
+            self.held.discard(data[1])
+            if self.playing and self.step_beat_valid():
+                self.step.note_off(ROLE_HUMAN, data[1], max(self._now_beat(t), self.last_beat))
+        elif kind == 0xB0 and data[1] == 64:
+            down = data[2] >= 64
+            if down and not self.pedal and self.controls.mode == "call_response":
+                self._trigger(t)
+            self.pedal = down
+
+    def step_beat_valid(self) -> bool:
+        return self.last_beat > -math.inf
+
+    def _human_on(self, t: float, pitch: int, velocity: int) -> None:
+        if not self.playing:
+            return  # no beat clock: nothing to place the note on
+        call = self.controls.mode == "call_response"
+        if call and pitch == self.controls.trigger_note:
+            self._trigger(t)
+            return
+        beat = self._now_beat(t)
+        if call and self.answering and self.controls.cycle_bars == 0:
+            self._end_turn()  # the human barges in: the AI yields
+        self.held.add(pitch)
+        self._feed(beat, ROLE_HUMAN, pitch, velocity, 0.0)
+        self.phrase_notes += 1
+        self.last_human_beat = beat
+
+    def _trigger(self, t: float) -> None:
+        if self.playing and not self.answering and self.controls.cycle_bars == 0:
+            self._start_turn(self._now_beat(t))
+
+    # ---- sync ----------------------------------------------------------------------
+
+    def _now_beat(self, t: float) -> float:
+        line = self.sync.line(t)
+        return line.beat_at(t) if line is not None else self.last_beat
+
+    def _on_sync_events(self, events: list[SyncEvent]) -> None:
+        # Start and stop edges are seen by _check_playing; here only a restart or a jump
+        # while already playing matters.
+        for event in events:
+            if event in (SyncEvent.START, SyncEvent.JUMP) and self.playing:
+                self._restart(event.value)
+
+    def _check_playing(self, now: float) -> None:
+        playing = self.sync.playing(now)
+        if playing and not self.playing:
+            self.playing = True
+            self._restart("start")
+            self._post_status()
+        elif self.playing and not playing:
+            self._stop()
+            self._post_status()
+        if self.sync.meter != self.meter:
+            self.meter = self.sync.meter
+            self.step.set_meter(*self.meter)
+
+    def _restart(self, why: str) -> None:
+        """Song time starts or jumps: the stream starts afresh."""
+        self.scheduler.release_all()
+        self.step.reset()
+        self._configure_step(None)
+        self.last_beat = -math.inf
+        self.plan = None
+        self.need_plan = False
+        self.recent_ai.clear()
+        self._end_turn()
+        now = self.clock()
+        for clip in self.clips.values():
+            clip.seek(self._now_beat(now))
+        log.info("transport %s", why)
+
+    def _stop(self) -> None:
+        self.playing = False
+        ended = self.scheduler.all_notes_off()
+        self.plan = None
+        self._end_turn()
+        log.info("transport stopped; released %d note(s)", ended)
+
+    # ---- the model -----------------------------------------------------------------
+
+    def _configure_step(self, seed: int | None) -> None:
+        if seed is not None:
+            self.step.seed(seed)
+        self.step.set_meter(*self.meter)
+        self._apply_scale()
+
+    def _apply_scale(self) -> None:
+        scale = self.explicit_scale or self.live_scale
+        if scale is None:
+            self.step.clear_scale()
+            self.step.set_pitch_mask(None)
+            return
+        root, intervals = scale
+        self.step.set_scale(root, list(intervals))
+        lock = self.controls.scale_lock
+        self.step.set_pitch_mask(scale_mask(root, intervals) if lock else None)
+
+    def _swap_model(self, model: LoadedModel) -> None:
+        ended = self.scheduler.all_notes_off()
+        self.model, self.step = model, model.step
+        self.seed += 1  # a fresh but reproducible sampler for the new model
+        self._configure_step(self.seed)
+        for beat, role, pitch, vel, dur in self.history:  # warm the new model up
+            self.step.feed(beat, role, pitch, vel, dur)
+        for pitch in range(128):
+            if pitch not in self.held and self.step_beat_valid():
+                self.step.note_off(ROLE_HUMAN, pitch, self.last_beat)
+        self.plan = None
+        self.need_plan = self.step_beat_valid()
+        log.info("model %s (%s) loaded; released %d note(s)", model.meta.style, model.path, ended)
+        self._post_status()
+
+    def _feed(self, beat: float, role: int, pitch: int, velocity: int, duration: float) -> None:
+        beat = max(beat, self.last_beat)
+        self.step.feed(beat, role, pitch, velocity, duration)
+        self.history.append((beat, role, pitch, velocity, duration))
+        self.last_beat = beat
+        self.plan = None
+        self.need_plan = True
+
+    # ---- planning and committing ---------------------------------------------------
+
+    def _may_play(self) -> bool:
+        mode = self.controls.mode
+        return mode == "accompany" or (mode == "call_response" and self.answering)
+
+    def _draw_plan(self) -> None:
+        self.need_plan = False
+        self.plan = None
+        bias = self.controls.wait_bias
+        if self.answering and self.first_of_turn:
+            bias = FORCE_ANSWER_BIAS
+        p = self.step.predict(self.controls.temperature, self.controls.top_p, bias)
+        if p.wait:
+            if self.answering and not self.first_of_turn:
+                self._end_turn()  # the model has said its piece
+            return
+        beat = self.last_beat + p.shift
+        if self.answering and beat < self.turn_start:
+            beat = math.ceil(self.turn_start * 4) / 4  # answer on the next sixteenth
+        self.plan = Plan(beat, p.pitch, p.velocity, p.duration)
+
+    def _advance(self, now: float, line: BeatLine) -> float:
+        """Feed clip notes and commit plans up to the horizon; returns the next commit time."""
+        horizon = line.beat_at(now + self.commit_s)
+        self._update_turn(line.beat_at(now))
+        for _ in range(4 * MAX_NOTES_PER_BEAT + 64):  # bounded: never stall the thread
+            clip_beat, clip = self._next_clip()
+            if self.need_plan and self._may_play() and self.step_beat_valid():
+                self._draw_plan()
+            plan_beat = self.plan.beat if self.plan is not None and self._may_play() else math.inf
+            if clip is not None and clip_beat <= horizon and clip_beat <= plan_beat:
+                beat, pitch, vel, dur = clip.pop()
+                self._feed(beat, clip.role, pitch, vel, dur)
+            elif plan_beat <= horizon:
+                self._commit(now, line)
+            else:
+                next_beat = min(clip_beat, plan_beat)
+                return line.time_at(next_beat) - self.commit_s if next_beat < math.inf else math.inf
+        return now  # more to do: come straight back
+
+    def _next_clip(self) -> tuple[float, ClipTrack | None]:
+        best, best_clip = math.inf, None
+        for clip in self.clips.values():
+            beat = clip.peek()
+            if beat < best:
+                best, best_clip = beat, clip
+        return best, best_clip
+
+    def _commit(self, now: float, line: BeatLine) -> None:
+        plan = self.plan
+        assert plan is not None
+        self.plan = None
+        if self.answering and plan.beat >= self.turn_end:
+            self._end_turn()
+            return
+        while self.recent_ai and self.recent_ai[0] <= plan.beat - 1.0:
+            self.recent_ai.popleft()
+        if len(self.recent_ai) >= MAX_NOTES_PER_BEAT:
+            return  # counts as WAIT until the next input (need_plan stays False)
+        self._feed(plan.beat, ROLE_AI, plan.pitch, plan.velocity, plan.duration)
+        self.recent_ai.append(plan.beat)
+        self.first_of_turn = False
+        t_on = line.time_at(plan.beat)
+        if t_on < now - LATE_S:
+            self.late += 1
+            return
+        self.scheduler.note(
+            plan.pitch, plan.velocity, t_on, line.time_at(plan.beat + plan.duration)
+        )
+
+    # ---- call and response ---------------------------------------------------------
+
+    def _update_turn(self, now_beat: float) -> None:
+        c = self.controls
+        if c.mode != "call_response":
+            return
+        bar = 4.0 * self.meter[0] / self.meter[1]
+        if c.cycle_bars > 0:
+            cycle = c.cycle_bars * bar
+            pos = (now_beat % cycle + cycle) % cycle
+            ai_from = max(0, c.cycle_bars - c.turn_bars) * bar
+            if pos >= ai_from and not self.answering:
+                self._start_turn(now_beat, end=now_beat - pos + cycle)
+            elif pos < ai_from and self.answering:
+                self._end_turn()
+            return
+        if self.answering and now_beat >= self.turn_end:
+            self._end_turn()
+        phrase_over = now_beat - self.last_human_beat >= PHRASE_GAP_BEATS
+        if not self.answering and self.phrase_notes and not self.held and phrase_over:
+            self._start_turn(now_beat)
+
+    def _start_turn(self, beat: float, end: float | None = None) -> None:
+        bar = 4.0 * self.meter[0] / self.meter[1]
+        self.answering = True
+        self.first_of_turn = True
+        self.turn_start = beat
+        self.turn_end = end if end is not None else beat + self.controls.turn_bars * bar
+        self.phrase_notes = 0
+        self.need_plan = self.step_beat_valid()
+        self.plan = None
+
+    def _end_turn(self) -> None:
+        if self.answering:
+            self.answering = False
+            self.plan = None
+            self.phrase_notes = 0
+
+    # ---- status --------------------------------------------------------------------
+
+    def _post_status(self) -> None:
+        line = self.sync.line(self.clock())
+        tempo = f"{line.tempo:.1f} bpm" if line is not None and self.playing else "stopped"
+        text = f"lkjam: {self.controls.mode} · {self.model.meta.style} · {tempo}"
+        self.post("status", text=text)

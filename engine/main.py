@@ -1,0 +1,311 @@
+"""`lkjam engine`: the process that runs next to Ableton Live.
+
+Threads: the main thread serves the ZeroMQ socket; the generator thread owns the step,
+the beat clock and the scheduler; rtmidi's thread only enqueues input; a worker thread
+loads models and answers `accompany`. SIGINT/SIGTERM end it cleanly, releasing every
+sounding AI note and sending All Notes Off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from lkjam.engine import protocol
+from lkjam.engine.generator import Controls, Generator
+from lkjam.engine.jobs import OfflineModels, Worker, accompany_clip
+from lkjam.engine.model_file import (
+    STYLES_DIR,
+    LoadedModel,
+    ModelFileError,
+    list_styles,
+    load_model,
+    resolve_style,
+)
+from lkjam.engine.ports import MidiInput, MidiOutput, PortError
+from lkjam.engine.server import BindError, Server
+
+from lkjam import __version__
+
+log = logging.getLogger("lkjam.engine")
+
+# Named scales for --scale (semitones above the root).
+SCALES: dict[str, tuple[int, ...]] = {
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "phrygian": (0, 1, 3, 5, 7, 8, 10),
+    "lydian": (0, 2, 4, 6, 7, 9, 11),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "locrian": (0, 1, 3, 5, 6, 8, 10),
+    "harmonic_minor": (0, 2, 3, 5, 7, 8, 11),
+    "pentatonic": (0, 2, 4, 7, 9),
+    "minor_pentatonic": (0, 3, 5, 7, 10),
+    "blues": (0, 3, 5, 6, 7, 10),
+}
+NOTE_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+
+def parse_scale(text: str) -> tuple[int, tuple[int, ...]]:
+    """ "D dorian", "F# major" or "2:0,2,3,5,7,9,10" -> (root, intervals)."""
+    try:
+        if ":" in text:
+            root_text, rest = text.split(":", 1)
+            root, intervals = int(root_text), tuple(int(i) for i in rest.split(","))
+        else:
+            note, name = text.split()
+            root = (NOTE_NAMES[note[0].upper()] + note[1:].count("#") - note[1:].count("b")) % 12
+            intervals = SCALES[name.lower()]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(
+            f"--scale {text!r}: use 'ROOT NAME' (e.g. 'D dorian'; names: {', '.join(SCALES)}) "
+            "or 'ROOT:I,I,...' with pitch classes 0..11"
+        ) from None
+    if not 0 <= root <= 11 or not all(0 <= i <= 11 for i in intervals):
+        raise argparse.ArgumentTypeError(f"--scale {text!r}: pitch classes must be in 0..11")
+    return root, intervals
+
+
+class Engine:
+    """Model + ports + socket + threads. Use as a context manager; `close()` is idempotent."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.stop = threading.Event()
+        self.model = self._load_initial_model()
+        self.style = self.model.meta.style
+        self.controls = Controls(style=self.style)  # the socket thread's view, for jobs
+        self.scale: tuple[int, Sequence[int]] | None = args.scale
+        self.meter = (4, 4)
+        self.offline = OfflineModels()
+        self.midi_in: MidiInput | None = None
+        self.midi_out: MidiOutput | None = None
+        self.server: Server | None = None
+        self.worker: Worker | None = None
+        self.thread: threading.Thread | None = None
+        try:
+            self.midi_out = MidiOutput(args.out_port, args.backend)
+            self.midi_in = MidiInput(args.in_port, args.backend)
+            self.generator = Generator(
+                self.model,
+                self.midi_out,
+                channel=args.channel,
+                midi_queue=self.midi_in.queue,
+                wake=self.midi_in.wake,
+                post=self._post,
+                scale=args.scale,
+                seed=args.seed,
+            )
+            self.server = Server(
+                args.endpoint,
+                allow_remote=args.allow_remote,
+                on_message=self._on_message,
+                on_all_gone=lambda reason: self.generator.submit("release", reason),
+            )
+            self.worker = Worker()
+        except BaseException:
+            self.close()
+            raise
+
+    def _load_initial_model(self) -> LoadedModel:
+        if self.args.model is not None:
+            return load_model(self.args.model)
+        if self.args.style is not None:
+            return load_model(resolve_style(self.args.style, self.args.styles_dir))
+        return load_model()
+
+    def _post(self, kind: str, **fields: Any) -> None:
+        if self.server is not None:
+            self.server.send(None, kind, **fields)
+
+    # ---- messages (socket thread) --------------------------------------------------
+
+    def _on_message(self, rid: bytes, m: dict[str, Any]) -> None:
+        kind = m["type"]
+        assert self.server is not None and self.worker is not None
+        if kind == "hello":
+            log.info(
+                "hello from %s: Live %s, Python %s, script %s",
+                rid.hex(),
+                m["live_version"],
+                m["python"],
+                m["script_version"],
+            )
+            styles = list_styles(self.args.styles_dir)
+            self.server.send(
+                rid, "welcome", engine_version=__version__, model=self.style, styles=styles
+            )
+            return
+        if kind == "accompany":
+            if not self.worker.submit(lambda: self._accompany(rid, m)):
+                self.server.error(rid, "accompany: engine busy, try again", m["id"])
+            return
+        if kind == "transport":
+            self.meter = (m["sig"][0], m["sig"][1])
+        elif kind == "scale" and self.args.scale is None:
+            known = m["root"] >= 0 and m["intervals"]
+            self.scale = (m["root"], m["intervals"]) if known else None
+        elif kind == "controls":
+            self._on_controls(rid, m)
+        if not self.generator.submit("message", m):
+            self.server.error(rid, f"{kind}: engine busy, message dropped")
+
+    def _on_controls(self, rid: bytes, m: dict[str, Any]) -> None:
+        for name in ("temperature", "top_p", "density", "scale_lock"):
+            if name in m:
+                setattr(self.controls, name, m[name])
+        style = m.get("style")
+        if style is not None and style != self.controls.style:
+            self.controls.style = style
+            assert self.worker is not None and self.server is not None
+            if not self.worker.submit(lambda: self._swap(rid, style)):
+                self.server.error(rid, "controls.style: engine busy, try again")
+
+    # ---- jobs (worker thread) ------------------------------------------------------
+
+    def _swap(self, rid: bytes, style: str) -> None:
+        assert self.server is not None
+        try:
+            model = load_model(resolve_style(style, self.args.styles_dir))
+        except (ModelFileError, ValueError) as exc:
+            log.error("style %s not loaded, keeping %s: %s", style, self.style, exc)
+            self.server.send(
+                rid, "error", text=f"controls.style: {exc}; still playing {self.style}"
+            )
+            self.controls.style = self.style
+            return
+        self.model, self.style = model, style
+        self.generator.submit("model", model)
+
+    def _accompany(self, rid: bytes, m: dict[str, Any]) -> None:
+        assert self.server is not None
+        started = time.perf_counter()
+        try:
+            model = self.offline.get(self.model.path)
+        except ModelFileError as exc:
+            self.server.error(rid, f"accompany: {exc}", m["id"])
+            return
+        c = self.controls
+        notes = accompany_clip(
+            model,
+            m["notes"],
+            m["length"],
+            temperature=c.temperature,
+            top_p=c.top_p,
+            wait_bias=c.wait_bias,
+            seed=self.args.seed,
+            meter=self.meter,
+            scale=self.scale,
+            scale_lock=c.scale_lock,
+        )
+        self.server.send(rid, "clip_notes", id=m["id"], notes=notes)
+        log.info(
+            "accompany %r: %d notes in -> %d notes out in %.1f ms",
+            m["id"],
+            len(m["notes"]),
+            len(notes),
+            1000 * (time.perf_counter() - started),
+        )
+
+    # ---- running -------------------------------------------------------------------
+
+    def run(self) -> None:
+        assert self.server is not None and self.midi_in is not None
+        self.thread = threading.Thread(
+            target=self.generator.run, args=(self.stop,), name="lkjam-generator"
+        )
+        self.thread.start()
+        log.info(
+            "ready: model %s (%s), MIDI %r -> %r (%s), socket %s",
+            self.style,
+            self.model.path,
+            self.args.in_port,
+            self.args.out_port,
+            self.midi_in.backend,
+            self.server.endpoint,
+        )
+        while not self.stop.is_set():
+            self.server.poll_once(5)
+            self._check_ports()
+
+    def _check_ports(self) -> None:
+        for port in (self.midi_in, self.midi_out):
+            if port is not None and port.errors:
+                log.error("MIDI %s", port.errors.popleft())
+                self.generator.submit("release", "MIDI port error")
+
+    def close(self) -> None:
+        """Stop the threads (the generator releases every note), then close everything."""
+        self.stop.set()
+        if self.thread is not None:
+            self.generator.wake.set()
+            self.thread.join(timeout=5)
+            self.thread = None
+        for part in (self.worker, self.server, self.midi_in, self.midi_out):
+            if part is not None:
+                part.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="lkjam engine", description="Run the lkjam engine.")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--model", type=Path, help="model file (default: the shipped model)")
+    which.add_argument("--style", help="style name, a model file in --styles-dir")
+    parser.add_argument(
+        "--styles-dir", type=Path, action="append", help=f"where styles live (default {STYLES_DIR})"
+    )
+    parser.add_argument("--endpoint", default=protocol.DEFAULT_ENDPOINT, help="ZeroMQ endpoint")
+    parser.add_argument(
+        "--allow-remote", action="store_true", help="allow binding a non-loopback address"
+    )
+    parser.add_argument("--in", dest="in_port", default="lkjam in", help="MIDI input port name")
+    parser.add_argument("--out", dest="out_port", default="lkjam out", help="MIDI output port")
+    parser.add_argument("--backend", help="MIDI backend: coremidi, alsa, jack or winmm")
+    parser.add_argument("--channel", type=int, default=1, choices=range(1, 17), metavar="1..16")
+    parser.add_argument(
+        "--scale", type=parse_scale, help="fix the scale, e.g. 'D dorian' (overrides Live's)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="sampler seed")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug log lines")
+    return parser.parse_args(list(argv))
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    # Let rtmidi's callback thread get the GIL quickly when another thread is busy.
+    sys.setswitchinterval(0.0005)
+    try:
+        engine = Engine(args)
+    except (ModelFileError, PortError, BindError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        engine.stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with engine:
+        engine.run()
+    log.info("bye")
+    return 0

@@ -1,0 +1,230 @@
+"""MIDI ports through python-rtmidi; the backend is chosen here and nowhere else.
+
+- macOS: CoreMIDI virtual ports. Linux: ALSA sequencer virtual ports when /dev/snd/seq is
+  usable, else JACK (a JACK server must run). Windows has no virtual ports: existing
+  ports (loopMIDI) are opened by name.
+- Override with `--backend` or the LKJAM_MIDI_BACKEND environment variable.
+- The input callback runs on rtmidi's thread: it only timestamps and enqueues into a
+  bounded queue and wakes the consumer. Overflow is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+import rtmidi
+
+BACKENDS: dict[str, int] = {
+    "coremidi": rtmidi.API_MACOSX_CORE,
+    "alsa": rtmidi.API_LINUX_ALSA,
+    "jack": rtmidi.API_UNIX_JACK,
+    "winmm": rtmidi.API_WINDOWS_MM,
+}
+VIRTUAL = {"coremidi", "alsa", "jack"}  # backends that can create their own ports
+ENV_BACKEND = "LKJAM_MIDI_BACKEND"
+CLIENT_NAME = "lkjam"
+INPUT_QUEUE_SIZE = 4096  # ~40 ms of a 100k msg/s flood; a player produces < 1000/s
+
+
+class PortError(RuntimeError):
+    """A MIDI backend or port could not be used; the text says which and why."""
+
+
+def compiled_backends() -> list[str]:
+    apis = set(rtmidi.get_compiled_api())
+    return [name for name, api in BACKENDS.items() if api in apis]
+
+
+def _alsa_seq_usable() -> bool:
+    return os.access("/dev/snd/seq", os.R_OK | os.W_OK)
+
+
+def choose_backend(requested: str | None = None) -> str:
+    """The one place that picks the backend: flag, else environment, else the platform."""
+    name = requested or os.environ.get(ENV_BACKEND) or ""
+    available = compiled_backends()
+    if name:
+        if name not in BACKENDS:
+            raise PortError(f"unknown MIDI backend {name!r}; choose from {', '.join(BACKENDS)}")
+        if name not in available:
+            raise PortError(f"MIDI backend {name!r} is not compiled into python-rtmidi here")
+        return name
+    if sys.platform == "darwin":
+        return "coremidi"
+    if sys.platform == "win32":
+        return "winmm"
+    if "alsa" in available and _alsa_seq_usable():
+        return "alsa"
+    if "jack" in available:
+        return "jack"
+    raise PortError("no usable MIDI backend: /dev/snd/seq is not accessible and JACK is missing")
+
+
+def _find(names: list[str], wanted: str) -> int:
+    """Index of the port named `wanted` (exact, then `client:wanted`, then prefix)."""
+    for i, name in enumerate(names):
+        if name == wanted or name.split(":", 1)[-1] == wanted:
+            return i
+    for i, name in enumerate(names):
+        # WinMM appends an index ("loopMIDI Port 1"); ALSA adds "client:port" numbers.
+        if name.startswith(wanted) or wanted in name:
+            return i
+    raise PortError(f"MIDI port {wanted!r} not found; ports seen: {names or 'none'}")
+
+
+class _Port:
+    """Shared open/close logic; subclasses hold one rtmidi object."""
+
+    kind = "port"
+
+    def __init__(self, name: str, backend: str | None = None) -> None:
+        self.name = name
+        self.backend = choose_backend(backend)
+        self.errors: deque[str] = deque(maxlen=16)  # rtmidi errors, read by the engine
+        self._midi: Any = None
+
+    def _open(self, midi: Any) -> None:
+        midi.set_error_callback(self._on_error)
+        try:
+            if self.backend in VIRTUAL:
+                midi.open_virtual_port(self.name)
+            else:
+                midi.open_port(_find(midi.get_ports(), self.name), self.name)
+        except (rtmidi.SystemError, rtmidi.InvalidPortError, rtmidi.InvalidUseError) as exc:
+            midi.delete()
+            raise PortError(
+                f"cannot open MIDI {self.kind} {self.name!r} ({self.backend}): {exc}"
+            ) from None
+        self._midi = midi
+
+    def _on_error(self, kind: int, message: str, data: object = None) -> None:
+        self.errors.append(f"{self.kind} {self.name!r}: {message}")
+
+    @property
+    def is_open(self) -> bool:
+        return self._midi is not None
+
+    def close(self) -> None:
+        """Close the port; safe to call twice."""
+        midi, self._midi = self._midi, None
+        if midi is not None:
+            midi.close_port()
+            midi.delete()
+
+    def __enter__(self: Any) -> Any:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _new(cls: Any, backend: str, client: str) -> Any:
+    try:
+        return cls(BACKENDS[backend], name=client)
+    except rtmidi.SystemError as exc:
+        hint = " (is a JACK server running?)" if backend == "jack" else ""
+        raise PortError(f"cannot start the {backend} MIDI client{hint}: {exc}") from None
+
+
+class MidiInput(_Port):
+    """`lkjam in`: messages land in `queue` as (perf_counter seconds, bytes)."""
+
+    kind = "input"
+
+    def __init__(
+        self,
+        name: str = "lkjam in",
+        backend: str | None = None,
+        *,
+        wake: threading.Event | None = None,
+        capacity: int = INPUT_QUEUE_SIZE,
+        client: str = CLIENT_NAME,
+    ) -> None:
+        super().__init__(name, backend)
+        self.queue: deque[tuple[float, bytes]] = deque()
+        self.capacity = capacity
+        self.dropped = 0
+        self.wake = wake or threading.Event()
+        midi = _new(rtmidi.MidiIn, self.backend, client)
+        midi.ignore_types(sysex=True, timing=False, active_sense=True)  # keep MIDI clock
+        self._open(midi)
+        midi.set_callback(self._on_message)
+
+    def _on_message(self, event: tuple[list[int], float], data: object = None) -> None:
+        # rtmidi's thread: timestamp, enqueue, wake. Nothing else.
+        t = time.perf_counter()
+        if len(self.queue) >= self.capacity:
+            self.dropped += 1
+            return
+        self.queue.append((t, bytes(event[0])))
+        self.wake.set()
+
+    def close(self) -> None:
+        if self._midi is not None:
+            self._midi.cancel_callback()
+        super().close()
+
+
+class MidiOutput(_Port):
+    """`lkjam out`."""
+
+    kind = "output"
+
+    def __init__(
+        self, name: str = "lkjam out", backend: str | None = None, *, client: str = CLIENT_NAME
+    ) -> None:
+        super().__init__(name, backend)
+        self._open(_new(rtmidi.MidiOut, self.backend, client))
+
+    def send(self, message: Sequence[int]) -> None:
+        midi = self._midi
+        if midi is not None:
+            midi.send_message(message)
+
+
+def list_ports(backend: str) -> tuple[list[str], list[str]]:
+    """(inputs, outputs) seen by `backend`."""
+    midi_in = _new(rtmidi.MidiIn, backend, f"{CLIENT_NAME}-ports")
+    midi_out = _new(rtmidi.MidiOut, backend, f"{CLIENT_NAME}-ports")
+    try:
+        return list(midi_in.get_ports()), list(midi_out.get_ports())
+    finally:
+        midi_in.delete()
+        midi_out.delete()
+
+
+def main(argv: Sequence[str], out: Callable[[str], Any] = print) -> int:
+    """`lkjam ports`: the backends compiled in, the one lkjam would use, and their ports."""
+    parser = argparse.ArgumentParser(prog="lkjam ports", description=main.__doc__)
+    parser.add_argument("--backend", choices=sorted(BACKENDS), help=f"or ${ENV_BACKEND}")
+    args = parser.parse_args(list(argv))
+    try:
+        chosen = choose_backend(args.backend)
+    except PortError as exc:
+        out(f"error: {exc}")
+        return 1
+    out(f"backends compiled in: {', '.join(compiled_backends())}")
+    out(f"backend used: {chosen}" + (" (virtual ports)" if chosen in VIRTUAL else " (by name)"))
+    try:
+        inputs, outputs = list_ports(chosen)
+    except PortError as exc:
+        out(f"error: {exc}")
+        return 1
+    for title, names in (("inputs", inputs), ("outputs", outputs)):
+        out(f"{title}:")
+        for name in names or ["(none)"]:
+            out(f"  {name}")
+    return 0

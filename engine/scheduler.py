@@ -1,0 +1,110 @@
+"""Sends AI notes at their due wall time and remembers every note that sounds.
+
+Owned by the generator thread (no locks). Due times are `time.perf_counter()` seconds.
+Waiting is a precise sleep on the wake event (so new input interrupts it) followed by a
+short spin that yields the GIL, for sub-millisecond send times.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+NOTE_ON, NOTE_OFF, CONTROL = 0x90, 0x80, 0xB0
+CC_ALL_NOTES_OFF = 123
+SPIN_S = 0.0006  # the last stretch before a send is spun, not slept
+MAX_PENDING = 1024  # scheduled sends; the generator never has more than a few
+
+
+class Output(Protocol):
+    def send(self, message: Sequence[int]) -> None: ...
+
+
+def wait_until(deadline: float, wake: threading.Event, *, spin: bool = True) -> bool:
+    """Sleep until `deadline` (perf_counter s); True as soon as `wake` is set instead."""
+    while True:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return wake.is_set()
+        if not spin or remaining > SPIN_S:
+            if wake.wait(remaining - SPIN_S if spin else remaining):
+                return True
+        else:
+            if wake.is_set():
+                return True
+            time.sleep(0)  # let rtmidi's callback thread have the GIL while we spin
+
+
+class Scheduler:
+    """Timed note-ons and note-offs on one MIDI channel, with the set of sounding notes."""
+
+    def __init__(self, output: Output, channel: int = 1) -> None:
+        if not 1 <= channel <= 16:
+            raise ValueError(f"channel must be in 1..16, got {channel}")
+        self.output = output
+        self.status_on = NOTE_ON | (channel - 1)
+        self.status_off = NOTE_OFF | (channel - 1)
+        self.status_cc = CONTROL | (channel - 1)
+        # heap of (due s, seq, is_on, pitch, velocity, token)
+        self._pending: list[tuple[float, int, bool, int, int, int]] = []
+        self._seq = 0
+        self.sounding: dict[int, int] = {}  # pitch -> token of the note now sounding
+        self.sent_on = 0
+        self.sent_off = 0
+        self.dropped = 0
+
+    def note(self, pitch: int, velocity: int, t_on: float, t_off: float) -> bool:
+        """Schedule one AI note; False (and counted) if the queue is full."""
+        if len(self._pending) + 2 > MAX_PENDING:
+            self.dropped += 1
+            return False
+        self._seq += 1
+        token = self._seq
+        heapq.heappush(self._pending, (t_on, 2 * token, True, pitch, velocity, token))
+        heapq.heappush(self._pending, (max(t_off, t_on), 2 * token + 1, False, pitch, 0, token))
+        return True
+
+    @property
+    def next_due(self) -> float:
+        return self._pending[0][0] if self._pending else float("inf")
+
+    def run_due(self, now: float) -> int:
+        """Send everything due by `now`; returns how many messages went out."""
+        sent = 0
+        while self._pending and self._pending[0][0] <= now:
+            _, _, is_on, pitch, velocity, token = heapq.heappop(self._pending)
+            if is_on:
+                if pitch in self.sounding:  # same pitch again: end the old one first
+                    self._send_off(pitch)
+                self.output.send((self.status_on, pitch, velocity))
+                self.sounding[pitch] = token
+                self.sent_on += 1
+            elif self.sounding.get(pitch) == token:
+                self._send_off(pitch)
+                del self.sounding[pitch]
+            else:
+                continue  # its note was retriggered or released already
+            sent += 1
+        return sent
+
+    def _send_off(self, pitch: int) -> None:
+        self.output.send((self.status_off, pitch, 0))
+        self.sent_off += 1
+
+    def release_all(self) -> int:
+        """Cancel everything pending and end every sounding note; returns notes ended."""
+        self._pending.clear()
+        ended = len(self.sounding)
+        for pitch in sorted(self.sounding):
+            self._send_off(pitch)
+        self.sounding.clear()
+        return ended
+
+    def all_notes_off(self) -> int:
+        """release_all, then CC123 (All Notes Off) for anything we may not know of."""
+        ended = self.release_all()
+        self.output.send((self.status_cc, CC_ALL_NOTES_OFF, 0))
+        return ended

@@ -1,0 +1,228 @@
+"""Beats <-> wall clock.
+
+Two sources, best first:
+- MIDI clock on `lkjam in` (24 ticks per beat, start/stop/continue, song position
+  pointer): each tick is a point (wall time, beat); a short least-squares line through
+  the latest ticks, trimmed of late ticks, gives the beat clock.
+- `transport` snapshots from the remote script (about 10 per second, jittery): Live
+  states the tempo, so the slope is known and only the line's offset is fitted, as the
+  median over a short window. Points far off the line are rejected as outliers; several
+  consecutive ones that agree mean a jump (seek, loop), and the line is re-anchored on
+  them. A tempo change re-anchors too, keeping continuity with the old line.
+
+Wall time is `time.perf_counter()` seconds everywhere in the engine.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+TICKS_PER_BEAT = 24
+MIDI_CLOCK, MIDI_START, MIDI_CONTINUE, MIDI_STOP, MIDI_SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
+
+
+class SyncEvent(Enum):
+    START = "start"  # the transport began running (beats may have jumped)
+    STOP = "stop"  # the transport stopped
+    JUMP = "jump"  # the beat position moved discontinuously while running
+
+
+@dataclass(frozen=True)
+class BeatLine:
+    """beat = beat0 + bps * (t - t0); t in seconds, bps = beats per second."""
+
+    t0: float
+    beat0: float
+    bps: float
+
+    def beat_at(self, t: float) -> float:
+        return self.beat0 + self.bps * (t - self.t0)
+
+    def time_at(self, beat: float) -> float:
+        return self.t0 + (beat - self.beat0) / self.bps
+
+    @property
+    def tempo(self) -> float:
+        return self.bps * 60.0
+
+
+class TransportFit:
+    """Fits jittery transport snapshots to a beat line with the stated tempo."""
+
+    WINDOW = 16  # snapshots in the median (1.6 s at 10/s)
+    OUTLIER_S = 0.030  # a point this far off the line (in time) is suspect
+    JUMP_POINTS = 3  # consecutive suspects agreeing with each other = a jump
+    OFFSET_WINDOW = 64  # snapshots over which the sender->local clock offset is estimated
+
+    def __init__(self) -> None:
+        self.line: BeatLine | None = None
+        self.playing = False
+        self.numerator, self.denominator = 4, 4
+        self._points: deque[tuple[float, float]] = deque(maxlen=self.WINDOW)  # (t, beat)
+        self._suspects: list[tuple[float, float]] = []
+        self._delays: deque[float] = deque(maxlen=self.OFFSET_WINDOW)
+        self.outliers = 0
+
+    def _local_time(self, t_sender: float, t_recv: float) -> float:
+        # The smallest (receive - send) seen is the clock offset plus the least delay: the
+        # best estimate of when the sender really read the beat, on our clock.
+        self._delays.append(t_recv - t_sender)
+        return t_sender + min(self._delays)
+
+    def update(
+        self,
+        tempo: float,
+        beat: float,
+        playing: bool,
+        sig: tuple[int, int],
+        t_sender: float,
+        t_recv: float,
+    ) -> list[SyncEvent]:
+        events: list[SyncEvent] = []
+        self.numerator, self.denominator = sig
+        t = self._local_time(t_sender, t_recv)
+        bps = tempo / 60.0
+        if playing != self.playing:
+            self.playing = playing
+            events.append(SyncEvent.START if playing else SyncEvent.STOP)
+            self._anchor([(t, beat)], bps)
+            return events
+        if self.line is None or not playing:
+            self._anchor([(t, beat)], bps)
+            return events
+        if abs(bps - self.line.bps) > 1e-9:
+            # Tempo change: keep continuity by seeding the new window with the old line's
+            # position now, next to the observed one.
+            self._anchor([(t, self.line.beat_at(t)), (t, beat)], bps)
+            return events
+        residual_s = (beat - self.line.beat_at(t)) / bps
+        if abs(residual_s) > self.OUTLIER_S and len(self._points) >= 3:
+            self.outliers += 1
+            self._suspects.append((t, beat))
+            agree = self._suspects[-self.JUMP_POINTS :]
+            if len(agree) == self.JUMP_POINTS:
+                offsets = [b - bps * tt for tt, b in agree]
+                if max(offsets) - min(offsets) < 2 * self.OUTLIER_S * bps:
+                    self.outliers -= self.JUMP_POINTS  # they were the new truth after all
+                    self._anchor(agree, bps)
+                    events.append(SyncEvent.JUMP)
+            return events
+        self._suspects.clear()
+        self._points.append((t, beat))
+        self._fit(bps)
+        return events
+
+    def _anchor(self, points: list[tuple[float, float]], bps: float) -> None:
+        self._points.clear()
+        self._points.extend(points)
+        self._suspects.clear()
+        self._fit(bps)
+
+    def _fit(self, bps: float) -> None:
+        t_last = self._points[-1][0]
+        offset = statistics.median(b - bps * (t - t_last) for t, b in self._points)
+        self.line = BeatLine(t_last, offset, bps)
+
+
+class MidiClockFit:
+    """Beat clock from MIDI clock ticks, start/stop/continue and song position."""
+
+    WINDOW = 24  # ticks in the fit (one beat)
+    TRIM_S = 0.002  # refit without ticks this late against the first fit
+    BEND_POINTS = 4  # this many newest ticks all off the same side = tempo change
+    BEND_S = 0.0015
+
+    def __init__(self) -> None:
+        self.line: BeatLine | None = None
+        self.running = False
+        self.last_tick_t = -1e9
+        self._position = 0  # ticks; the next tick lands on this position
+        self._points: deque[tuple[float, float]] = deque(maxlen=self.WINDOW)
+
+    def on_message(self, status: int, data: bytes | list[int], t: float) -> list[SyncEvent]:
+        if status == MIDI_CLOCK:
+            return self._tick(t)
+        if status == MIDI_START:
+            self._position = 0
+            self._restart()
+            return [SyncEvent.START]
+        if status == MIDI_CONTINUE:
+            self._restart()
+            return [SyncEvent.START]
+        if status == MIDI_STOP:
+            was = self.running
+            self.running = False
+            return [SyncEvent.STOP] if was else []
+        if status == MIDI_SPP and len(data) >= 2:
+            self._position = (data[0] | (data[1] << 7)) * 6  # song position is in 16ths
+            self._points.clear()
+            return [SyncEvent.JUMP] if self.running else []
+        return []
+
+    def _restart(self) -> None:
+        self.running = True
+        self._points.clear()
+        self.line = None
+
+    def _tick(self, t: float) -> list[SyncEvent]:
+        self.last_tick_t = t
+        if not self.running:
+            return []
+        self._points.append((t, self._position / TICKS_PER_BEAT))
+        self._position += 1
+        if len(self._points) >= 2:
+            self._fit()
+        return []
+
+    def _fit(self) -> None:
+        pts = np.array(self._points)  # (n, 2): t, beat
+        t_ref = pts[-1, 0]
+        t, beat = pts[:, 0] - t_ref, pts[:, 1]
+        if len(pts) < 3:
+            bps = (beat[-1] - beat[0]) / max(t[-1] - t[0], 1e-6)
+            self.line = BeatLine(t_ref, float(beat[-1]), float(bps))
+            return
+        slope, icept = np.polyfit(t, beat, 1)
+        late_s = (beat - (icept + slope * t)) / slope  # > 0: the tick came early
+        newest = late_s[-self.BEND_POINTS :]
+        if len(pts) > 2 * self.BEND_POINTS and (
+            np.all(newest > self.BEND_S) or np.all(newest < -self.BEND_S)
+        ):
+            # The tempo changed: forget ticks from before the change.
+            while len(self._points) > self.BEND_POINTS:
+                self._points.popleft()
+            return self._fit()
+        keep = late_s > -self.TRIM_S  # drop ticks delivered late (scheduling hiccups)
+        if keep.sum() >= 3 and not keep.all():
+            slope, icept = np.polyfit(t[keep], beat[keep], 1)
+        self.line = BeatLine(t_ref, float(icept), float(slope))
+
+
+class Sync:
+    """The engine's beat clock: MIDI clock when it is running, else transport snapshots."""
+
+    CLOCK_TIMEOUT_S = 0.5  # MIDI clock older than this no longer counts
+
+    def __init__(self) -> None:
+        self.clock = MidiClockFit()
+        self.transport = TransportFit()
+
+    def using_clock(self, now: float) -> bool:
+        return self.clock.running and now - self.clock.last_tick_t < self.CLOCK_TIMEOUT_S
+
+    def line(self, now: float) -> BeatLine | None:
+        return self.clock.line if self.using_clock(now) else self.transport.line
+
+    def playing(self, now: float) -> bool:
+        if self.using_clock(now):
+            return self.clock.line is not None
+        return self.transport.playing and self.transport.line is not None
+
+    @property
+    def meter(self) -> tuple[int, int]:
+        return self.transport.numerator, self.transport.denominator
