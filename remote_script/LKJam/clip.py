@@ -12,6 +12,10 @@ import Live
 
 from .listeners import ListenerRegistry
 
+# The engine's clip roles: the AI track's own clips are known but not fed to the model.
+CLIP_ROLES = {"human": "human", "clip": "clip", "ai": "ignore"}
+MAX_NAME = 200
+
 # Properties whose change changes the `clip` message.
 OBSERVED = ("notes", "name", "looping", "loop_start", "loop_end", "start_marker", "playing_status")
 
@@ -28,10 +32,10 @@ class ClipHandler(object):
         self.clip = clip
         self.track = track
         self.slot = slot
-        self.role = role
+        self.role = CLIP_ROLES[role]
         self.dirty = True
         self.playing = False
-        self.start_beat = 0.0  # song beat at which clip time 0 played (or would have)
+        self.start_beat = 0.0  # song beat at which clip time loop[0] played (or would have)
         self._registry = registry
         for prop in OBSERVED:
             registry.add(self, clip, prop, self._changed)
@@ -46,9 +50,10 @@ class ClipHandler(object):
         """Track start/stop; on start, place the clip on the song's beat line."""
         playing = bool(self.clip.is_playing)
         if playing and not self.playing:
-            # Live reports where in the clip it is (clip beats): clip time 0 was that long
-            # ago. Seen on the first tick of playing, the position has not looped yet.
-            self.start_beat = song_beat - float(self.clip.playing_position)
+            # Live reports where in the clip it is (clip beats); clip time loop[0] was that
+            # long ago. Seen on the first tick of playing, the position has not looped yet.
+            loop_start = loop_range(self.clip)[0]
+            self.start_beat = song_beat - (float(self.clip.playing_position) - loop_start)
             self.dirty = True
         elif playing != self.playing:
             self.dirty = True
@@ -59,15 +64,22 @@ class ClipHandler(object):
         return {
             "track": self.track,
             "slot": self.slot,
-            "name": clip.name,
+            "name": str(clip.name)[:MAX_NAME],
             "role": self.role,
             "length": float(clip.length),
             "looping": bool(clip.looping),
-            "loop": [float(clip.loop_start), float(clip.loop_end)],
+            "loop": loop_range(clip),
             "playing": self.playing,
             "start_beat": round(self.start_beat, 6),
             "notes": read_notes(clip),
         }
+
+
+def loop_range(clip: Any) -> List[float]:
+    """[start, end] in clip beats: the loop, or the markers of a clip that plays once."""
+    if clip.looping:
+        return [float(clip.loop_start), float(clip.loop_end)]
+    return [float(clip.start_marker), float(clip.end_marker)]
 
 
 def read_notes(clip: Any) -> List[list]:
@@ -86,10 +98,11 @@ def read_notes(clip: Any) -> List[list]:
             ]
         else:  # Live 10: tuples of (pitch, time, duration, velocity, mute)
             raw = list(clip.get_notes(0.0, 0, span, 128))
+    # Muted notes do not sound; velocities are clamped to MIDI's 1..127.
     notes = [
-        [int(p), round(float(s), 6), round(float(d), 6), round(float(v))]
+        [int(p), round(float(s), 6), round(float(d), 6), min(127, max(1, round(float(v))))]
         for p, s, d, v, mute in raw
-        if not mute
+        if not mute and float(s) >= 0.0 and float(d) > 0.0
     ]
     notes.sort(key=lambda n: (n[1], n[0]))
     return notes

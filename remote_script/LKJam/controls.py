@@ -6,11 +6,12 @@ Macro (1-based)  control       range
 3                density       0.0 .. 1.0
 4                style         index into the engine's style list (from `welcome`)
 5                turn_bars     1 .. 16
-6                cycle_bars    1 .. 32
+6                cycle_bars    0 .. 32 (0: the AI answers when the human's phrase ends)
 7                top_p         0.5 .. 1.0
 8                accompany     turning it past the middle accompanies the selected clip
 
-Without the rack, the defaults below apply.
+Without the rack no `controls` are sent and the engine keeps its own settings (its
+command line). Style is sent only once the engine has listed its styles.
 """
 
 from typing import Any, Callable, Dict, List, Optional
@@ -19,15 +20,6 @@ from .listeners import ListenerRegistry
 
 RACK_NAME = "lkjam"
 MODES = ("off", "accompany", "call_response")
-DEFAULTS: Dict[str, Any] = {
-    "mode": "accompany",
-    "temperature": 1.0,
-    "top_p": 0.95,
-    "density": 0.5,
-    "style": "default",
-    "turn_bars": 2,
-    "cycle_bars": 4,
-}
 
 
 def find_rack(devices: Any) -> Optional[Any]:
@@ -53,7 +45,7 @@ _MACROS = (
     ("density", _scale(0.0, 1.0)),
     ("style", None),
     ("turn_bars", _steps(1, 16)),
-    ("cycle_bars", _steps(1, 32)),
+    ("cycle_bars", _steps(0, 32)),
     ("top_p", _scale(0.5, 1.0)),
 )
 ACCOMPANY_MACRO = 8
@@ -99,7 +91,7 @@ class ControlsHandler(object):
         return (float(macro.value) - float(macro.min)) / span if span > 0 else 0.0
 
     def values(self, styles: List[str]) -> Dict[str, Any]:
-        controls = dict(DEFAULTS)
+        controls: Dict[str, Any] = {}
         for number, (name, mapping) in enumerate(_MACROS, 1):
             if number > len(self._macros):
                 break

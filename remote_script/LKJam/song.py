@@ -11,6 +11,7 @@ from .listeners import ListenerRegistry
 
 TRANSPORT_PROPS = ("tempo", "is_playing", "signature_numerator", "signature_denominator")
 SCALE_PROPS = ("root_note", "scale_intervals", "scale_mode")
+HEARTBEAT_SECONDS = 1.0  # stopped and unchanged: still one snapshot a second (keep-alive)
 
 
 class SongHandler(object):
@@ -27,6 +28,7 @@ class SongHandler(object):
         self.transport_dirty = True
         self.scale_dirty = True
         self._last_transport: Optional[tuple] = None
+        self._last_sent = 0.0
         for prop in TRANSPORT_PROPS:
             registry.add(self, song, prop, self._transport_changed)
         # Live 12 only; hasattr keeps Live 11 (and its missing names) out of the way.
@@ -50,8 +52,9 @@ class SongHandler(object):
     def transport(self) -> Optional[Dict[str, Any]]:
         """The transport fields when they should be sent this tick, else None.
 
-        Sent on every tick while playing (the engine fits its beat clock to these), and
-        on any change while stopped (tempo, signature, play state, locate).
+        Sent on every tick while playing (the engine fits its beat clock to these), on
+        any change while stopped (tempo, signature, play state, locate), and once a
+        second otherwise: the engine forgets a client that stays silent for 5 s.
         """
         song = self.song
         state = (
@@ -61,17 +64,20 @@ class SongHandler(object):
             int(song.signature_numerator),
             int(song.signature_denominator),
         )
-        if not (state[2] or self.transport_dirty or state != self._last_transport):
+        now = self._clock()
+        due = now - self._last_sent >= HEARTBEAT_SECONDS
+        if not (state[2] or due or self.transport_dirty or state != self._last_transport):
             return None
         self.transport_dirty = False
         self._last_transport = state
+        self._last_sent = now
         tempo, beat, playing, num, den = state
         return {
             "tempo": tempo,
             "beat": beat,
             "playing": playing,
             "sig": [num, den],
-            "t": round(self._clock(), 6),
+            "t": round(now, 6),
         }
 
     def force_transport(self) -> None:
@@ -80,16 +86,17 @@ class SongHandler(object):
     def scale(self) -> Optional[Dict[str, Any]]:
         """The scale fields when they changed (Live 12), else None.
 
-        With Live's Scale mode off the set has no declared key: root -1, no intervals.
+        With Live's Scale mode off the set declares no scale: empty intervals.
         """
         if not (self.has_scale and self.scale_dirty):
             return None
         self.scale_dirty = False
         song = self.song
+        root = int(song.root_note) % 12
         if hasattr(song, "scale_mode") and not song.scale_mode:
-            return {"root": -1, "intervals": []}
-        intervals: List[int] = [int(i) for i in song.scale_intervals]
-        return {"root": int(song.root_note), "intervals": intervals}
+            return {"root": root, "intervals": []}
+        intervals: List[int] = [int(i) % 12 for i in song.scale_intervals]
+        return {"root": root, "intervals": intervals}
 
     def selected_clip(self) -> Any:
         return self.song.view.detail_clip

@@ -15,7 +15,7 @@ import Live
 
 from . import messages
 from .clip import ClipHandler, clip_location, read_notes, write_notes
-from .controls import DEFAULTS, ControlsHandler, find_rack
+from .controls import ControlsHandler, find_rack
 from .listeners import ListenerRegistry
 from .song import SongHandler
 from .track import TrackHandler
@@ -190,11 +190,11 @@ class LKJam(object):
         scale = self._song.scale()
         if scale is not None:
             self._send("scale", scale, key="scale")
-        if self._controls_dirty or (self._controls is not None and self._controls.dirty):
-            self._send("controls", self._control_values(), key="controls")
-            self._controls_dirty = False
-            if self._controls is not None:
-                self._controls.dirty = False
+        controls = self._controls
+        if controls is not None and (self._controls_dirty or controls.dirty):
+            self._send("controls", controls.values(self._styles), key="controls")
+            controls.dirty = False
+        self._controls_dirty = False
         budget = MAX_CLIPS_PER_TICK
         for key, handler in self._clips.items():
             if budget == 0:
@@ -303,6 +303,8 @@ class LKJam(object):
                 "notes": [],
             }
         fields["playing"] = False
+        if fields["loop"][0] >= fields["loop"][1]:
+            fields["loop"] = [0.0, max(1.0, fields["length"])]
         self._send("clip", fields, key=("clip", handler.track, handler.slot))
 
     def _locate(self, clip: Any) -> Optional[Tuple[TrackHandler, int, Any]]:
@@ -317,14 +319,6 @@ class LKJam(object):
             if handler.track == track:
                 return handler, slot, clip
         return None
-
-    def _control_values(self) -> Dict[str, Any]:
-        if self._controls is None:
-            values = dict(DEFAULTS)
-            if self._styles and values["style"] not in self._styles:
-                values["style"] = self._styles[0]
-            return values
-        return self._controls.values(self._styles)
 
     # -- accompaniment -----------------------------------------------------------
 
@@ -399,6 +393,7 @@ class LKJam(object):
             self._write_accompaniment(message)
         elif kind == "error":
             text = str(message.get("text", ""))
+            self._pending.pop(str(message.get("id")), None)  # a failed accompany request
             self._log("engine error: %s" % text)
             self._show("lkjam engine: %s" % text)
 

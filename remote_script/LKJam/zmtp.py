@@ -13,6 +13,7 @@ its full state from `on_ready`, so nothing stale is ever replayed after a reconn
 
 import contextlib
 import errno
+import os
 import select
 import socket
 import struct
@@ -331,7 +332,7 @@ class DealerClient(object):
         if code == 0:
             self._connected()
         elif code not in WOULD_BLOCK:
-            raise OSError(code, "connect failed")
+            raise OSError(code, os.strerror(code))
 
     def _check_connected(self) -> None:
         sock = self._sock
@@ -344,7 +345,8 @@ class DealerClient(object):
             return
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code != 0 or failed:
-            raise OSError(code or errno.ECONNREFUSED, "connect failed")
+            code = code or errno.ECONNREFUSED
+            raise OSError(code, os.strerror(code))
         self._connected()
 
     def _connected(self) -> None:

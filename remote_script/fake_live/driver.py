@@ -32,7 +32,7 @@ def import_fake_live() -> Any:
     if FAKE_LIVE_DIR not in sys.path:
         sys.path.insert(0, FAKE_LIVE_DIR)
     live = importlib.import_module("Live")
-    if not os.path.abspath(live.__file__).startswith(FAKE_LIVE_DIR):
+    if not os.path.abspath(str(live.__file__)).startswith(FAKE_LIVE_DIR):
         raise RuntimeError("a different `Live` module is already imported: %s" % live.__file__)
     return live
 
@@ -128,12 +128,25 @@ class FakeLive:
 
     # -- the surface -------------------------------------------------------------
 
-    def load_surface(self, host: str = "127.0.0.1", port: int = 5678) -> Any:
-        """Import the real script and create it as Live does (create_instance)."""
+    def load_surface(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 5678,
+        clock: Optional[Callable[[], float]] = None,
+    ) -> Any:
+        """Import the real script and create it as Live does (create_instance).
+
+        With `clock`, the surface reads that monotonic clock instead of the real one
+        (tests use it to step through heartbeats and backoff without waiting).
+        """
         os.environ["LKJAM_ENGINE"] = "%s:%d" % (host, port)
         try:
-            module = importlib.import_module("lkjam.remote_script.LKJam")
-            self.surface = module.create_instance(self.c_instance)
+            package = importlib.import_module("lkjam.remote_script.LKJam")
+            if clock is None:
+                self.surface = package.create_instance(self.c_instance)
+            else:
+                surface = importlib.import_module("lkjam.remote_script.LKJam.surface")
+                self.surface = surface.LKJam(self.c_instance, clock=clock)
         finally:
             del os.environ["LKJAM_ENGINE"]
         return self.surface

@@ -161,9 +161,7 @@ class Clip(_lom.LomObject):
         self._notify("notes")
 
     def remove_notes_extended(self, from_pitch, pitch_span, from_time, time_span):
-        doomed = set(
-            id(n) for n in self._select(from_pitch, pitch_span, from_time, time_span)
-        )
+        doomed = set(id(n) for n in self._select(from_pitch, pitch_span, from_time, time_span))
         self._notes = [n for n in self._notes if id(n) not in doomed]
         self._notify("notes")
 

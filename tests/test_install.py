@@ -1,0 +1,102 @@
+"""`lkjam install`: copy, verify, idempotence, uninstall, and a copy that really runs."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+from lkjam.installers import install
+from lkjam.remote_script.fake_live.driver import FakeLive
+
+from lkjam.cli import main as lkjam_main
+
+
+def test_install_twice_verify_then_uninstall(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "Remote Scripts"
+    assert lkjam_main(["install", "--dest", str(dest)]) == 0
+    out = capsys.readouterr().out
+    assert "SHA-256 verified" in out and "Control Surface" in out
+    target = dest / "LKJam"
+    expected = install.source_files()
+    assert {"__init__.py", "surface.py", "zmtp.py"} <= set(expected)
+    assert install.verify(target, expected) == []
+    assert sorted(p.name for p in target.iterdir()) == sorted(expected)
+
+    assert install.main(["--dest", str(dest)]) == 0
+    assert "already installed and up to date" in capsys.readouterr().out
+
+    assert install.main(["--dest", str(dest), "--uninstall"]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert not target.exists() and dest.is_dir()
+    assert install.main(["--dest", str(dest), "--uninstall"]) == 0
+    assert "nothing to remove" in capsys.readouterr().out
+
+
+def test_a_damaged_or_stale_copy_is_replaced(tmp_path: Path) -> None:
+    assert install.main(["--dest", str(tmp_path)]) == 0
+    target = tmp_path / "LKJam"
+    (target / "zmtp.py").write_text("broken")
+    (target / "old_module.py").write_text("# from an older version")
+    (target / "__pycache__").mkdir()
+    problems = install.verify(target, install.source_files())
+    assert problems == [f"{target / 'zmtp.py'}: content differs from the source"]
+
+    assert install.main(["--dest", str(tmp_path)]) == 0
+    assert install.verify(target, install.source_files()) == []
+    assert not (target / "old_module.py").exists()
+    assert not any(p.name.startswith(".LKJam") for p in tmp_path.iterdir())  # no staging left
+
+
+def test_a_foreign_folder_is_never_touched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "LKJam"
+    target.mkdir()
+    (target / "__init__.py").write_text("# somebody else's script\n")
+    assert install.main(["--dest", str(tmp_path)]) == 1
+    assert install.main(["--dest", str(tmp_path), "--uninstall"]) == 1
+    assert "not an lkjam remote script" in capsys.readouterr().err
+    assert (target / "__init__.py").read_text() == "# somebody else's script\n"
+
+
+def test_linux_needs_dest(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert install.main([]) == 2
+    assert "--dest" in capsys.readouterr().err
+
+
+def test_default_destinations(tmp_path: Path) -> None:
+    mac = install.default_destination("darwin", tmp_path)
+    assert mac == tmp_path / "Music/Ableton/User Library/Remote Scripts"
+    win = install.default_destination("win32", tmp_path)
+    assert win == tmp_path / "Documents/Ableton/User Library/Remote Scripts"
+    (tmp_path / "OneDrive/Documents/Ableton/User Library").mkdir(parents=True)
+    onedrive = install.default_destination("win32", tmp_path)
+    assert onedrive == tmp_path / "OneDrive/Documents/Ableton/User Library/Remote Scripts"
+    assert install.default_destination("linux", tmp_path) is None
+
+
+def test_the_installed_copy_runs_in_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live imports the folder as a top-level package: the copy must be self-contained."""
+    assert install.main(["--dest", str(tmp_path)]) == 0
+    live = FakeLive()
+    live.add_midi_track("AI [ai]")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("LKJAM_ENGINE", "127.0.0.1:9")  # nothing listens there
+    try:
+        package = importlib.import_module("LKJam")
+        assert Path(str(package.__file__)).parent == tmp_path / "LKJam"
+        surface = package.create_instance(live.c_instance)
+        for _ in range(3):
+            surface.update_display()
+        assert surface.listener_count > 0
+        surface.disconnect()
+        assert surface.listener_count == 0
+        assert not any("tick failed" in line for line in live.c_instance.log)
+    finally:
+        for name in [m for m in sys.modules if m == "LKJam" or m.startswith("LKJam.")]:
+            del sys.modules[name]
