@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import mido
 import numpy as np
 from lkjam.engine import metrics
 from lkjam.engine.events import ROLES
@@ -37,6 +38,16 @@ def parse_key(text: str) -> tuple[int, tuple[int, ...]]:
     return root, MINOR if minor else MAJOR
 
 
+def tempo_markers(conductor: Sequence[tuple[float, mido.MetaMessage]]) -> list[tuple[float, str]]:
+    """(beat, "♩=BPM") for every tempo change after the first tempo."""
+    tempos = [(beat, msg.tempo) for beat, msg in conductor if msg.type == "set_tempo"]
+    return [
+        (beat, f"♩={mido.tempo2bpm(tempo):.0f}")
+        for i, (beat, tempo) in enumerate(tempos)
+        if i > 0 and tempo != tempos[i - 1][1]
+    ]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lkjam accompany", description=__doc__.splitlines()[0])
     p.add_argument("input", type=Path, metavar="IN.mid")
@@ -46,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="track index (0-based) of the human part; default: a track named "
-        "'human', else the highest-pitched note track",
+        help="track index (0-based; in a one-track file with several channels: the "
+        "channel) of the human part; default: a track named 'human', else the top voice",
     )
     model = p.add_mutually_exclusive_group()
     model.add_argument("--style", default=None, help="a style name (see `lkjam train --style`)")
@@ -127,7 +138,7 @@ def main(argv: Sequence[str]) -> int:
     counts = {name: int(np.sum(merged["role"] == i)) for i, name in enumerate(ROLES)}
     print(
         f"{args.output}: human {counts['human']}, clip {counts['clip']}, ai {counts['ai']} notes "
-        f"(human track {song.human_track}, model {model.path.name}, seed {args.seed}, "
+        f"(human {song.part_unit} {song.human_track}, model {model.path.name}, seed {args.seed}, "
         f"key {key_text or 'unknown'}) in {elapsed:.2f} s"
     )
     shown = ("nicr", "chord_fit", "doubling", "pc_entropy")  # accompaniment, not call/response
@@ -143,6 +154,7 @@ def main(argv: Sequence[str]) -> int:
                 numerator=song.numerator,
                 denominator=song.denominator,
                 title=f"{args.input.name} accompanied by {model.path.name} (seed {args.seed})",
+                markers=tempo_markers(song.conductor),
             )
         except PianoRollError as exc:
             return fail(str(exc))

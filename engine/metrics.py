@@ -172,10 +172,10 @@ def overlap(
     if len(ai) == 0:
         return float("nan")
     f = frames(events, input_roles)
+    if len(f.bounds) == 0:  # nothing ever sounds (all zero-length notes)
+        return 0.0
     # Cumulative input-sounding time at each frame bound; overlap of [b, e) = cum(e) - cum(b).
     cum = np.concatenate([[0.0], np.cumsum(f.widths * (f.input_pcs != 0))])
-    if len(f.bounds) == 0:
-        return 0.0
     start = ai["beat"].astype(np.float64)
     end = note_ends(events)[events["role"] == ROLE_AI]
     shared = np.interp(end, f.bounds, cum) - np.interp(start, f.bounds, cum)

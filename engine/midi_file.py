@@ -43,15 +43,19 @@ class MidiSong:
     numerator: int
     denominator: int
     tempo_bpm: float  # the first tempo
-    human_track: int
-    tracks: list[TrackInfo] = field(default_factory=list)  # tracks with pitched notes
+    human_track: int  # index of the human part
+    part_unit: str = "track"  # what the parts are: "track", or "channel" in a type-0 file
+    tracks: list[TrackInfo] = field(default_factory=list)  # parts with pitched notes
     conductor: list[tuple[float, mido.MetaMessage]] = field(default_factory=list)  # (beat, msg)
     key: str | None = None  # first key signature, e.g. "Am"
 
 
-def _notes(track: mido.MidiTrack) -> list[tuple[int, int, int, int]]:
-    """(onset tick, end tick, pitch, velocity) of a track's pitched notes."""
-    notes: list[tuple[int, int, int, int]] = []
+Note = tuple[int, int, int, int, int]  # onset tick, end tick, pitch, velocity, channel
+
+
+def _notes(track: mido.MidiTrack) -> list[Note]:
+    """A track's pitched notes."""
+    notes: list[Note] = []
     held: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)  # FIFO per key
     tick = 0
     for msg in track:
@@ -63,16 +67,18 @@ def _notes(track: mido.MidiTrack) -> list[tuple[int, int, int, int]]:
             held[key].append((tick, msg.velocity))
         elif held[key]:
             start, vel = held[key].pop(0)
-            notes.append((start, tick, msg.note, vel))
+            notes.append((start, tick, msg.note, vel, msg.channel))
     # Notes never released end with the track.
-    notes += [(start, tick, k[1], vel) for k, starts in held.items() for start, vel in starts]
+    notes += [(s, tick, k[1], v, k[0]) for k, starts in held.items() for s, v in starts]
     return notes
 
 
 def read_midi(path: str | Path, human_track: int | None = None) -> MidiSong:
-    """Read `path`. `human_track` is a track index; by default a track named "human" (as
-    written by `write_midi`), else the note track with the highest mean pitch (the top voice).
-    Raises MidiFileError for a missing, corrupt or note-less file or a bad track number."""
+    """Read `path`. The parts are its tracks, or, for a file with a single track that
+    uses several channels (type 0), its channels. `human_track` is a part's index (track
+    number or channel, 0-based); by default a track named "human" (as `write_midi` writes),
+    else the part with the highest mean pitch (the top voice).
+    Raises MidiFileError for a missing, corrupt or note-less file or a bad part number."""
     path = Path(path)
     try:
         mid = mido.MidiFile(path)
@@ -85,9 +91,17 @@ def read_midi(path: str | Path, human_track: int | None = None) -> MidiSong:
     tpb = mid.ticks_per_beat
 
     per_track = [_notes(track) for track in mid.tracks]
+    if len(per_track) == 1 and len({n[4] for n in per_track[0]}) > 1:
+        unit, count = "channel", 16
+        parts = {ch: [n for n in per_track[0] if n[4] == ch] for ch in range(16)}
+        names = {ch: f"channel {ch}" for ch in range(16)}
+    else:
+        unit, count = "track", len(mid.tracks)
+        parts = dict(enumerate(per_track))
+        names = {i: track.name for i, track in enumerate(mid.tracks)}
     infos = [
-        TrackInfo(i, track.name, len(notes), float(np.mean([n[2] for n in notes])))
-        for i, (track, notes) in enumerate(zip(mid.tracks, per_track, strict=True))
+        TrackInfo(i, names[i], len(notes), float(np.mean([n[2] for n in notes])))
+        for i, notes in parts.items()
         if notes
     ]
     if not infos:
@@ -97,13 +111,13 @@ def read_midi(path: str | Path, human_track: int | None = None) -> MidiSong:
         human_track = (named or sorted(infos, key=lambda t: -t.mean_pitch))[0].index
     elif not any(t.index == human_track for t in infos):
         listing = ", ".join(f"{t.index} ({t.name or 'unnamed'}, {t.notes} notes)" for t in infos)
-        what = "no such track" if not 0 <= human_track < len(mid.tracks) else "no notes"
-        raise MidiFileError(f"{path}: track {human_track}: {what}; tracks with notes: {listing}")
+        what = f"no such {unit}" if not 0 <= human_track < count else "no notes"
+        raise MidiFileError(f"{path}: {unit} {human_track}: {what}; {unit}s with notes: {listing}")
 
     rows = [
         (start, end, pitch, vel, ROLES.index("human" if i == human_track else "clip"))
-        for i, notes in enumerate(per_track)
-        for start, end, pitch, vel in notes
+        for i, notes in parts.items()
+        for start, end, pitch, vel, _ in notes
     ]
     table = np.array(rows, dtype=np.int64)  # (N, 5) ticks, ticks, pitch, velocity, role
     events = make_events(
@@ -133,6 +147,7 @@ def read_midi(path: str | Path, human_track: int | None = None) -> MidiSong:
         denominator=sig.denominator if sig else 4,
         tempo_bpm=mido.tempo2bpm(tempo.tempo if tempo else DEFAULT_TEMPO),
         human_track=human_track,
+        part_unit=unit,
         tracks=infos,
         conductor=conductor,
         key=key.key if key else None,

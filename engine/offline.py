@@ -23,11 +23,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
-from lkjam._step import ROLE_AI, ROLE_CLIP, ROLE_HUMAN
 from lkjam.engine.events import EVENT_DTYPE
 from lkjam.engine.metrics import note_ends
 
+from lkjam._step import ROLE_AI, ROLE_CLIP, ROLE_HUMAN
+
 EPS = 1e-6  # beats: onsets closer than this are "the same beat"
+MAX_NOTES_PER_BEAT = 8  # AI onsets in any one-beat window; more would be a runaway loop
 
 
 class Plan(Protocol):
@@ -72,7 +74,7 @@ def accompany(
     denominator: int = 4,
     scale: tuple[int, Sequence[int]] | None = None,
     pitch_mask: np.ndarray | None = None,
-    max_notes_per_beat: int = 8,
+    max_notes_per_beat: int = MAX_NOTES_PER_BEAT,
     end_beat: float | None = None,
 ) -> np.ndarray:
     """The AI part for `events`, as a sorted EVENT_DTYPE array of role-ai notes.

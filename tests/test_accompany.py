@@ -10,7 +10,7 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from lkjam.engine.accompany import main, parse_key
+from lkjam.engine.accompany import main, parse_key, tempo_markers
 from lkjam.engine.events import make_events
 from lkjam.engine.midi_file import MidiFileError, read_midi, write_midi
 from lkjam.engine.model_file import ModelMeta, save_model
@@ -250,3 +250,31 @@ def test_engine_modules_start_without_matplotlib_and_say_what_is_missing(
     events = make_events([0], [1], [60], [80], ["human"])
     with pytest.raises(PianoRollError, match=r"needs matplotlib: pip install 'lkjam\[train\]'"):
         draw(events, tmp_path / "x.png")
+
+
+def test_a_one_track_file_splits_into_channels(tmp_path: Path) -> None:
+    melody = track("all", [(b, 1.0, 72 + b % 5) for b in range(8)], channel=0)
+    bass = track("x", [(b, 2.0, 40) for b in range(0, 8, 2)], channel=3)
+    merged = mido.MidiTrack(mido.merge_tracks([melody, bass]))
+    mid = mido.MidiFile(type=0, ticks_per_beat=TPB)
+    mid.tracks.append(merged)
+    path = tmp_path / "type0.mid"
+    mid.save(path)
+    song = read_midi(path)
+    assert (song.part_unit, song.human_track) == ("channel", 0)
+    assert [t.index for t in song.tracks] == [0, 3]
+    assert song.events["pitch"][song.events["role"] == 1].tolist() == [40] * 4
+    bass_human = read_midi(path, human_track=3).events
+    assert bass_human["pitch"][bass_human["role"] == 0].tolist() == [40] * 4
+    with pytest.raises(MidiFileError, match=r"type0\.mid: channel 5: no notes; channels with"):
+        read_midi(path, human_track=5)
+
+
+def test_tempo_changes_become_markers() -> None:
+    conductor = [
+        (0.0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(120))),
+        (0.0, mido.MetaMessage("time_signature", numerator=4, denominator=4)),
+        (16.0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(90))),
+        (20.0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(90))),
+    ]
+    assert tempo_markers(conductor) == [(16.0, "♩=90")]
