@@ -341,7 +341,7 @@ def train(
             return Result(False, {})
         # End of stage: held-out NLL on every stage's data, a model file, a checkpoint.
         if world.main:
-            nll = {name: held_out_nll(model, ex) for name, ex in held.items()}
+            nll = {name: held_out_nll(model, ex) for name, ex in held.items() if ex}
             result = {
                 "name": stage.name,
                 "steps": state["step"],
@@ -357,16 +357,15 @@ def train(
             )
             state["results"].append(result)
             state["stage"], state["step"], state["seconds"] = k + 1, 0, 0.0
-            _write_model(
-                workdir / f"stage{k + 1}-{stage.name}.safetensors", model, cfg, corpus, plan, state
-            )
+            stage_file = workdir / f"stage{k + 1}-{stage.name}.safetensors"
+            _write_model(stage_file, model, cfg, corpus, plan, state, world)
             _save_checkpoint(workdir, model, opt, state)
         else:
             state["stage"], state["step"] = k + 1, 0
         world.barrier()
     provenance: dict[str, Any] = {}
     if world.main:
-        provenance = _write_model(out, model, cfg, corpus, plan, state)
+        provenance = _write_model(out, model, cfg, corpus, plan, state, world)
     world.barrier()
     return Result(True, provenance)
 
@@ -378,12 +377,14 @@ def _write_model(
     corpus: Corpus,
     plan: Plan,
     state: Mapping[str, Any],
+    world: World,
 ) -> dict[str, Any]:
     results = list(state["results"])
     provenance: dict[str, Any] = {
         **plan.provenance,
         "lkjam": __version__,
         "torch": torch.__version__,
+        "processes": world.size,
         "config": cfg.to_dict(),
         "data": corpus.info,
         "split": {"seed": cfg.split_seed, "held_out": cfg.held_out, "by": "piece"},

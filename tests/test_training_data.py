@@ -1,0 +1,165 @@
+"""Training data: real corpus pieces and real MIDI files become sorted event streams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+from lkjam.training import data
+from lkjam.training.curriculum import NO_AUGMENT, Augment, call_response, make_example
+from music21 import converter, corpus
+
+
+def _stream_sorted(ev: np.ndarray) -> bool:
+    order = np.lexsort((ev["pitch"], ev["role"], ev["beat"]))
+    return bool(np.array_equal(order, np.arange(len(ev))))
+
+
+def test_chorale_becomes_soprano_human_and_lower_voices_ai() -> None:
+    path = corpus.getWork("bach/bwv10.7")
+    piece = data.score_to_piece("chorales/bwv10.7", converter.parse(path, forceSource=True))
+    assert piece is not None
+    ev = piece.events
+    assert _stream_sorted(ev)
+    assert np.all(ev["dur"] > 0)
+    assert (piece.numerator, piece.denominator) == (4, 4)
+    assert (piece.key_root, piece.key_minor) == (7, True)  # g minor
+    # The human part is exactly the soprano line (ties merged), everything else is ai.
+    soprano = converter.parse(path, forceSource=True).parts[0].stripTies().flatten().notes
+    human = ev[ev["role"] == data.ROLE_HUMAN]
+    assert len(human) == len(soprano)
+    assert [int(p) for p in human["pitch"]] == [n.pitch.midi for n in soprano]
+    assert np.allclose(human["dur"], [float(n.quarterLength) for n in soprano])
+    assert set(np.unique(ev["role"])) == {data.ROLE_HUMAN, data.ROLE_AI}
+    assert piece.voices == 4
+    # The soprano is the top voice at (almost) every onset.
+    ai = ev[ev["role"] == data.ROLE_AI]
+    above = [np.all(ai["pitch"][ai["beat"] == b] <= p) for b, p in human[["beat", "pitch"]]]
+    assert np.mean(above) > 0.95
+
+
+def test_folk_tune_gets_diatonic_chords_below_the_melody() -> None:
+    item = next(it for it in data.select_items("folk", 10) if "essen" in it.name)
+    piece, reason = data._parse_item("folk", item)
+    assert piece is not None, reason
+    assert piece.chords == data.CHORDS_INFERRED
+    assert _stream_sorted(piece.events)
+    scale = {(piece.key_root + i) % 12 for i in piece.scale_intervals}
+    harmony = piece.events[piece.voice > 0]
+    leading_tone = (piece.key_root + 11) % 12  # raised in minor keys' V chord
+    assert set(np.unique(harmony["pitch"] % 12)) <= scale | {leading_tone}
+    melody = piece.events[piece.voice == 0]
+    assert harmony["pitch"].max() < melody["pitch"].max()
+    assert np.all(harmony["role"] == data.ROLE_AI)
+
+
+def test_corpus_cache_is_read_back_without_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, info = data.load_source("chorales", 3, cache=tmp_path, progress=False)
+    assert info["items"] == 3 and len(first) >= 1
+    files = list((tmp_path / "data").glob("chorales-n3-*.npz"))
+    assert len(files) == 1
+
+    def no_parsing(*_: object) -> None:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(data, "_parse_item", no_parsing)
+    again, _ = data.load_source("chorales", 3, cache=tmp_path, progress=False)
+    assert [p.name for p in again] == [p.name for p in first]
+    for a, b in zip(again, first, strict=True):
+        assert np.array_equal(a.events, b.events) and np.array_equal(a.voice, b.voice)
+        assert (a.key_root, a.numerator, a.chords) == (b.key_root, b.numerator, b.chords)
+    with np.load(files[0], allow_pickle=False) as z:  # plain arrays only
+        assert z["events"].dtype.names == ("beat", "dur", "pitch", "vel", "role", "flags")
+
+
+def write_song(path: Path, melody_base: int = 72, bars: int = 8) -> None:
+    """A two-track type-1 file: a melody track above a bass track, 480 ticks per beat."""
+    mid = mido.MidiFile(type=1, ticks_per_beat=480)
+    conductor = mido.MidiTrack([mido.MetaMessage("time_signature", numerator=3, denominator=4)])
+    mid.tracks.append(conductor)
+    for base, step in ((melody_base, 480), (40, 1440)):
+        track = mido.MidiTrack()
+        for i in range(bars * 1440 // step):
+            pitch = base + (0, 2, 4, 5, 7)[i % 5]
+            track.append(mido.Message("note_on", note=pitch, velocity=90, time=0))
+            track.append(mido.Message("note_off", note=pitch, velocity=0, time=step))
+        mid.tracks.append(track)
+    mid.save(path)
+
+
+def test_midi_folder_skips_and_counts_bad_files(tmp_path: Path) -> None:
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    for i in range(3):
+        write_song(folder / f"song{i}.mid", melody_base=70 + i)
+    (folder / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    silent = mido.MidiFile(type=1)
+    silent.tracks.append(mido.MidiTrack([mido.MetaMessage("track_name", name="x")]))
+    silent.save(folder / "silent.midi")
+    (folder / "notes.txt").write_text("not midi")
+
+    pieces, summary = data.load_midi_folder(folder, cache=tmp_path / "cache", progress=False)
+    assert (summary.found, summary.used) == (5, 3)
+    assert summary.skipped == {"unreadable": ["broken.mid"], "no notes": ["silent.midi"]}
+    assert "3 of 5" in summary.text() and "broken.mid" in summary.text()
+    piece = pieces[0]
+    assert (piece.numerator, piece.denominator) == (3, 4)
+    human = piece.events[piece.events["role"] == data.ROLE_HUMAN]
+    assert human["pitch"].min() >= 70  # the highest track is the human by default
+    assert len(human) == 24 and np.allclose(human["dur"], 1.0)
+
+    by_track, _ = data.load_midi_folder(
+        folder, human_track=2, cache=tmp_path / "cache", progress=False
+    )
+    human = by_track[0].events[by_track[0].events["role"] == data.ROLE_HUMAN]
+    assert human["pitch"].max() < 50  # track 2 is the bass
+
+
+def test_midi_folder_without_usable_files_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(data.DataError, match=r"no \.mid or \.midi files"):
+        data.load_midi_folder(tmp_path, cache=tmp_path / "cache", progress=False)
+    (tmp_path / "bad.mid").write_bytes(b"\x00" * 40)
+    with pytest.raises(data.DataError, match=r"no usable MIDI.*0 of 1.*unreadable.*bad\.mid"):
+        data.load_midi_folder(tmp_path, cache=tmp_path / "cache", progress=False)
+    with pytest.raises(data.DataError, match="not a folder"):
+        data.load_midi_folder(tmp_path / "missing", progress=False)
+
+
+def _pieces(n: int) -> list[data.Piece]:
+    ev = np.zeros(1, dtype=data.EVENT_DTYPE)
+    return [data.Piece(f"src/{i}", ev, np.zeros(1, np.uint8)) for i in range(n)]
+
+
+def test_split_is_by_piece_seeded_and_stable() -> None:
+    pieces = _pieces(400)
+    train, held = data.split_pieces(pieces, seed=1, fraction=0.1)
+    assert {p.name for p in train}.isdisjoint(p.name for p in held)
+    assert len(train) + len(held) == 400
+    assert 20 <= len(held) <= 60
+    # Same seed: same split, whatever else is in the list; another seed: another split.
+    _, held_sub = data.split_pieces(pieces[:200], seed=1, fraction=0.1)
+    assert {p.name for p in held_sub} == {p.name for p in held if int(p.name[4:]) < 200}
+    _, other = data.split_pieces(pieces, seed=2, fraction=0.1)
+    assert {p.name for p in other} != {p.name for p in held}
+    train2, held2 = data.split_pieces(_pieces(2), seed=1, fraction=0.1)
+    assert len(train2) == len(held2) == 1
+
+
+def test_call_response_alternates_phrases_and_augmentation_keeps_order() -> None:
+    item = next(it for it in data.select_items("folk", 10) if "essen" in it.name)
+    piece, _ = data._parse_item("folk", item)
+    assert piece is not None
+    rng = np.random.default_rng(0)
+    roles = call_response(piece, rng)
+    melody = piece.voice == 0
+    assert {data.ROLE_HUMAN, data.ROLE_AI} <= set(np.unique(roles[melody]))
+    assert set(np.unique(roles[~melody])) <= {data.ROLE_CLIP, 255}
+    ex = make_example(piece, "call_response", rng, Augment(jitter=0.05))
+    assert _stream_sorted(ex.events)
+    assert ex.encode().shape == (len(ex.events), 405)
+    plain = make_example(piece, "harmonize", rng, NO_AUGMENT)
+    assert np.array_equal(plain.events, piece.events)
