@@ -186,6 +186,7 @@ def test_roles_selected_clip_and_stop(engine: Engine, port: int) -> None:
     riff = engine.of_type("clip")[-1]
     assert riff["name"] == "riff" and riff["role"] == "human" and riff["playing"] is False
     assert riff["looping"] is False and riff["slot"] == 1 and riff["track"] == 0
+    assert riff["loop"] == [0.0, 2.0]  # plays once: start and end markers
 
     live.play()
     live.fire(s["bass"], 0)
@@ -193,6 +194,13 @@ def test_roles_selected_clip_and_stop(engine: Engine, port: int) -> None:
     s["bass"].stop_all_clips()
     run_until(live, engine, lambda: engine.of_type("clip")[-1]["playing"] is False)
     assert engine.of_type("clip")[-1]["name"] == "bassline"
+
+    # The AI track's own clips are known to the engine but not fed to the model.
+    take = live.add_clip(s["ai"], 3, 4.0, [(64, 0.0, 1.0, 70)], name="old take")
+    live.fire(s["ai"], 3)
+    run_until(live, engine, lambda: engine.of_type("clip")[-1]["name"] == "old take")
+    assert engine.of_type("clip")[-1]["role"] == "ignore"
+    assert take.is_playing
 
     # Editing the selected clip's notes resends it.
     s["riff"]._add(74, 1.0, 0.5, 100)
