@@ -35,6 +35,7 @@ def draw(
     e.g. tempo changes."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.collections import PolyCollection
         from matplotlib.colors import to_rgba
         from matplotlib.figure import Figure
         from matplotlib.patches import Patch
@@ -68,21 +69,27 @@ def draw(
         # Louder notes are more opaque: colour (N, 4) RGBA.
         colour = np.tile(to_rgba(ROLE_COLOURS[name]), (len(starts), 1))
         colour[:, 3] = np.clip(0.35 + events["vel"][select] / 127 * 0.65, 0.35, 1.0)
-        ax.bar(
-            starts,
-            0.8,
-            width=lengths,
-            bottom=pitches - 0.4,
-            align="edge",
-            color=colour,
-            edgecolor="black",
-            linewidth=0.3,
+        # One collection per role: far faster than a patch per note on long songs.
+        x0, x1 = starts, starts + lengths
+        y0, y1 = pitches - 0.4, pitches + 0.4
+        boxes = np.stack(
+            [
+                np.stack([x0, y0], 1),
+                np.stack([x0, y1], 1),
+                np.stack([x1, y1], 1),
+                np.stack([x1, y0], 1),
+            ],
+            axis=1,
+        )  # (N, 4 corners, xy)
+        ax.add_collection(
+            PolyCollection(boxes, facecolors=colour, edgecolors="black", linewidths=0.3, zorder=2)
         )
         legend.append(Patch(color=ROLE_COLOURS[name], label=f"{name} ({int(select.sum())})"))
 
-    for beat in np.arange(0.0, total + 1e-9, 1.0):
-        on_bar = abs(beat / bar - round(beat / bar)) < 1e-9
-        ax.axvline(beat, color="black" if on_bar else "#d0d0d0", linewidth=0.8 if on_bar else 0.4)
+    beats = np.arange(0.0, total + 1e-9, 1.0)
+    on_bar = np.abs(beats / bar - np.rint(beats / bar)) < 1e-9
+    ax.vlines(beats[~on_bar], low, high + 2, colors="#d0d0d0", linewidth=0.4, zorder=0)
+    ax.vlines(beats[on_bar], low, high + 2, colors="black", linewidth=0.8, zorder=0)
     for beat, text in markers:
         ax.axvline(beat, color="#d62728", linestyle="--", linewidth=1.2)
         ax.text(beat, high + 0.3, f" {text}", color="#d62728", fontsize=8, va="bottom")
