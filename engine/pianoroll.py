@@ -82,7 +82,9 @@ def draw(
             axis=1,
         )  # (N, 4 corners, xy)
         ax.add_collection(
-            PolyCollection(boxes, facecolors=colour, edgecolors="black", linewidths=0.3, zorder=2)
+            PolyCollection(
+                list(boxes), facecolors=colour, edgecolors="black", linewidths=0.3, zorder=2
+            )
         )
         legend.append(Patch(color=ROLE_COLOURS[name], label=f"{name} ({int(select.sum())})"))
 
