@@ -1,0 +1,105 @@
+"""The remote script in the fake Live against the real `lkjam engine` (JACK ports)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from lkjam.engine.bench import random_model
+from lkjam.engine.jackd import JackServer
+from lkjam.remote_script.fake_live.driver import FakeLive
+
+pytestmark = pytest.mark.jack
+MAX_TICKS = 1000  # 20 ms apart: the engine gets up to ~20 s to answer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def engine_port(jack_server: JackServer, tmp_path: Path) -> Iterator[int]:
+    port = free_port()
+    model = random_model(tmp_path / "random.safetensors")
+    log = (tmp_path / "engine.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lkjam",
+            "engine",
+            "--model",
+            str(model),
+            "--endpoint",
+            f"tcp://127.0.0.1:{port}",
+            "--backend",
+            "jack",
+            "--in",
+            f"rs-in-{port}",
+            "--out",
+            f"rs-out-{port}",
+            "--styles-dir",
+            str(tmp_path),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield port
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        assert process.returncode == 0, (tmp_path / "engine.log").read_text()
+
+
+def tick_until(live: FakeLive, done: Callable[[], bool]) -> None:
+    for _ in range(MAX_TICKS):
+        live.tick()  # real time: the engine reads the transport against its clock
+        if done():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"not reached; status bar: {live.c_instance.messages[-5:]}")
+
+
+def test_script_and_engine_talk(engine_port: int) -> None:
+    live = FakeLive(tempo=110.0)
+    keys = live.add_midi_track("Keys [human]")
+    band = live.add_midi_track("Band", input_routing="lkjam out")
+    rack = live.add_rack(band, macros=[64, 60, 64, 0, 20, 0, 120])
+    clip = live.add_clip(
+        keys, 0, 4.0, [(60, 0.0, 1.0, 100), (64, 1.0, 1.0, 90), (67, 2.0, 2.0, 95)], "riff"
+    )
+    live.set_scale(0, [0, 2, 4, 5, 7, 9, 11], "Major")
+    live.load_surface(port=engine_port)
+    tick_until(live, lambda: any("ready, model" in m for m in live.c_instance.messages))
+
+    live.play()
+    live.fire(keys, 0)
+    live.select_clip(clip)
+    live.set_macro(rack, 8, 127)  # auto-accompany the selected clip
+    slot = band.clip_slots[0]
+    tick_until(live, lambda: slot.has_clip)
+    notes = slot.clip.get_all_notes_extended()
+    assert all(0 <= n.pitch <= 127 and n.duration > 0 for n in notes)
+    assert slot.clip.name == "riff (lkjam)"
+
+    live.song.tempo = 140.0
+    live.run(1.0)
+    # Every message the script sent passed the engine's validation: no `error` came back.
+    errors = [m for m in live.c_instance.messages if m.startswith("lkjam engine:")]
+    assert errors == []
+    live.disconnect()
