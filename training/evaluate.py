@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a model file (default: the shipped model)",
     )
     p.add_argument(
-        "--pieces", type=int, default=20, metavar="N", help="held-out pieces per set (default 20)"
+        "--pieces", type=int, default=40, metavar="N", help="held-out pieces per set (default 40)"
     )
     p.add_argument(
         "--corpus-cap",
