@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from lkjam.engine.bench import random_model
 from lkjam.engine.jackd import JackServer
 from lkjam.remote_script.fake_live.driver import FakeLive

@@ -126,3 +126,17 @@ def test_driver_runs_a_clip_through_its_loop() -> None:
     assert track.playing_slot_index == 0 and clip.is_playing
     live.stop()
     assert track.playing_slot_index == -1 and not clip.is_playing
+
+
+def test_driver_ticks_every_100_ms_in_real_time() -> None:
+    live = FakeLive()
+
+    class Counter:
+        ticks = 0
+
+        def update_display(self) -> None:
+            self.ticks += 1
+
+    live.surface = counter = Counter()
+    live.run(0.35)  # ticks at 0, 0.1, 0.2 and 0.3 s
+    assert counter.ticks == 4

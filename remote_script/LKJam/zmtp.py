@@ -297,6 +297,11 @@ class DealerClient(object):
 
     def close(self) -> None:
         """Close now (idempotent); poll() would reconnect, so stop polling afterwards."""
+        if self._sock is not None:
+            # Unread input makes close() send a reset, which can discard our last bytes
+            # (the `bye`) at the peer: read what is pending first.
+            with contextlib.suppress(OSError):
+                self._sock.recv(65536)
         self._drop_socket()
         self.state = IDLE
 

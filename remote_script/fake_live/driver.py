@@ -133,19 +133,22 @@ class FakeLive:
         host: str = "127.0.0.1",
         port: int = 5678,
         clock: Optional[Callable[[], float]] = None,
+        package: str = "lkjam.remote_script.LKJam",
     ) -> Any:
         """Import the real script and create it as Live does (create_instance).
 
         With `clock`, the surface reads that monotonic clock instead of the real one
         (tests use it to step through heartbeats and backoff without waiting).
+        `package` is "LKJam" where the script is imported the way Live does, from a
+        Remote Scripts folder on sys.path (without lkjam installed, e.g. on Python 3.7).
         """
         os.environ["LKJAM_ENGINE"] = "%s:%d" % (host, port)
         try:
-            package = importlib.import_module("lkjam.remote_script.LKJam")
+            script = importlib.import_module(package)
             if clock is None:
-                self.surface = package.create_instance(self.c_instance)
+                self.surface = script.create_instance(self.c_instance)
             else:
-                surface = importlib.import_module("lkjam.remote_script.LKJam.surface")
+                surface = importlib.import_module(package + ".surface")
                 self.surface = surface.LKJam(self.c_instance, clock=clock)
         finally:
             del os.environ["LKJAM_ENGINE"]
@@ -195,16 +198,17 @@ class FakeLive:
             for _ in range(max(1, round(seconds / period))):
                 self.tick(period)
             return
-        end = self._clock() + seconds
-        next_tick = self._clock()
+        start = self._clock()
+        end = start + seconds
+        ticks = 0
         while True:
             self.tick()
-            next_tick += period
-            remaining = next_tick - self._clock()
-            if next_tick > end:
+            ticks += 1
+            next_tick = start + ticks * period
+            if next_tick >= end - 1e-9:
                 break
-            if remaining > 0:
-                time.sleep(remaining)
+            time.sleep(max(0.0, next_tick - self._clock()))
+        time.sleep(max(0.0, end - self._clock()))
 
 
 def _clip_position(clip: Any, song_beat: float) -> float:
