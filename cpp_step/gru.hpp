@@ -1,10 +1,6 @@
-// One GRU layer and one linear head with compile-time sizes, torch.nn.GRU / nn.Linear
-// semantics. Weights are stored transposed (one contiguous column per input), so a
-// matrix-vector product is a sum of scaled columns: it vectorises without reassociating
-// floating-point sums, and the first layer can skip the zero entries of its input.
+// One GRU layer and one linear layer with compile-time sizes, torch.nn.GRU / nn.Linear
+// semantics, weights in fixed-size aligned member arrays in the blocked layout of kernels.hpp.
 #pragma once
-
-#include <cmath>
 
 #include "kernels.hpp"
 
@@ -15,31 +11,27 @@ struct GRULayer {
   static constexpr int kIn = In;
   static constexpr int kHidden = H;
   static constexpr int kGates = 3 * H;  // torch order: r, z, n
+  static constexpr int kRows = padded_rows(kGates);
+  static constexpr int kBlocks = kRows / kBlock;
 
-  alignas(64) float w_ih[In][kGates] = {};  // w_ih[j] = column j of torch's weight_ih (3H, In)
-  alignas(64) float w_hh[H][kGates] = {};   // w_hh[j] = column j of torch's weight_hh (3H, H)
-  alignas(64) float b_ih[kGates] = {};
-  alignas(64) float b_hh[kGates] = {};
-  // Workspace, not state.
-  alignas(64) float gi[kGates] = {};
-  alignas(64) float gh[kGates] = {};
+  alignas(64) float w_ih[kRows * In] = {};  // blocked torch weight_ih (3H, In)
+  alignas(64) float w_hh[kRows * H] = {};   // blocked torch weight_hh (3H, H)
+  alignas(64) float b_ih[kRows] = {};
+  alignas(64) float b_hh[kRows] = {};
+  // Workspace, not state: input and hidden gate pre-activations.
+  alignas(64) float gi[kRows] = {};
+  alignas(64) float gh[kRows] = {};
 
-  // Input gates from a dense input vector.
-  void input_dense(const float* x) {
-    copy(gi, b_ih, kGates);
-    for (int j = 0; j < In; ++j) axpy(gi, w_ih[j], x[j], kGates);
-  }
+  void input_dense(const float* x) { gemv_blocked(w_ih, b_ih, x, In, kBlocks, gi); }
 
-  // Input gates from a sparse input: count (index, value) pairs.
+  // The input given as `count` (index, value) pairs, zero elsewhere.
   void input_sparse(const int* index, const float* value, int count) {
-    copy(gi, b_ih, kGates);
-    for (int k = 0; k < count; ++k) axpy(gi, w_ih[index[k]], value[k], kGates);
+    gemv_blocked_sparse(w_ih, b_ih, index, value, count, In, kBlocks, gi);
   }
 
-  // h <- GRU(h, input gates already in gi).
+  // h <- GRU(h), with the input gates already in gi.
   void update(float* h) {
-    copy(gh, b_hh, kGates);
-    for (int j = 0; j < H; ++j) axpy(gh, w_hh[j], h[j], kGates);
+    gemv_blocked(w_hh, b_hh, h, H, kBlocks, gh);
     gru_gates(gi, gh, h, H);
   }
 };
@@ -48,13 +40,13 @@ template <int In, int Out>
 struct Linear {
   static constexpr int kIn = In;
   static constexpr int kOut = Out;
-  alignas(64) float w[In][Out] = {};  // w[j] = column j of torch's weight (Out, In)
-  alignas(64) float b[Out] = {};
+  static constexpr int kRows = padded_rows(Out);
 
-  void forward(const float* x, float* y) const {
-    copy(y, b, Out);
-    for (int j = 0; j < In; ++j) axpy(y, w[j], x[j], Out);
-  }
+  alignas(64) float w[kRows * In] = {};  // blocked torch weight (Out, In)
+  alignas(64) float b[kRows] = {};
+
+  // y must hold kRows floats; the padding rows come out 0.
+  void forward(const float* x, float* y) const { gemv_blocked(w, b, x, In, kRows / kBlock, y); }
 };
 
 }  // namespace lkjam

@@ -29,6 +29,10 @@ using TinyTopology = Topology<16, 1>;
 constexpr int kHeads = 4;
 constexpr const char* kHeadNames[kHeads] = {"time", "pitch", "velocity", "duration"};
 constexpr int kHeadSizes[kHeads] = {kTimeClasses, kPitches, kVelocityBins, kDurationBins};
+// The four heads run as one fused linear layer; head k's logits start at kHeadOffsets[k].
+constexpr int kHeadOffsets[kHeads] = {0, kTimeClasses, kTimeClasses + kPitches,
+                                      kTimeClasses + kPitches + kVelocityBins};
+constexpr int kHeadRows = kTimeClasses + kPitches + kVelocityBins + kDurationBins;
 
 // Small, fast, seedable: PCG32 (O'Neill), seeded through splitmix64.
 class Rng {
@@ -71,50 +75,77 @@ struct Prediction {
   double duration = 0.0;  // beats
 };
 
+// Moves the top-p nucleus of the weights z (the fewest largest ones whose sum reaches
+// target) to the front of order[0..count) and returns its size. Quickselect with a
+// three-way partition: expected O(count), no sorting, no allocation.
+inline int nucleus(const float* z, int* order, int count, float target) {
+  int lo = 0;
+  int hi = count;
+  float mass = 0.0f;  // of order[0..lo), all in the nucleus; invariant: mass < target
+  while (lo < hi) {
+    const float pivot = z[order[lo + (hi - lo) / 2]];
+    int gt = lo;  // order[lo..gt) > pivot, order[gt..i) == pivot, order[lt..hi) < pivot
+    int i = lo;
+    int lt = hi;
+    float above = 0.0f;
+    float equal = 0.0f;
+    while (i < lt) {
+      const float v = z[order[i]];
+      if (v > pivot) {
+        std::swap(order[gt++], order[i++]);
+        above += v;
+      } else if (v < pivot) {
+        std::swap(order[i], order[--lt]);
+      } else {
+        ++i;
+        equal += v;
+      }
+    }
+    if (mass + above >= target) {
+      hi = gt;  // the nucleus ends among the larger ones
+    } else if (mass + above + equal >= target) {
+      int end = gt + 1;  // just enough of the ties
+      for (float m = mass + above + pivot; m < target && end < i; ++end) m += pivot;
+      return end;
+    } else {
+      mass += above + equal;
+      lo = i;
+    }
+  }
+  return lo > 0 ? lo : 1;  // rounding guard; lo == count takes everything
+}
+
 // Samples one class from logits[N]: optional additive bias on one class, optional mask of
 // allowed classes (ignored if it allows nothing), temperature and top-p. Stack work only.
 template <int N>
 int sample_logits(const float* logits, const SampleParams& p, const bool* allowed, int bias_index,
                   float bias, Rng& rng) {
-  std::array<float, N> z;
-  std::array<int, N> order;
-  int count = 0;
+  if (allowed != nullptr && std::find(allowed, allowed + N, true) == allowed + N) {
+    allowed = nullptr;  // an empty mask constrains nothing
+  }
+  alignas(64) float z[N];
+  std::copy(logits, logits + N, z);
+  if (bias_index >= 0) z[bias_index] += bias;
+  int best = -1;
   for (int i = 0; i < N; ++i) {
-    if (allowed != nullptr && !allowed[i]) continue;
-    z[i] = logits[i] + (i == bias_index ? bias : 0.0f);
-    order[count++] = i;
-  }
-  if (count == 0) {  // an empty mask constrains nothing
-    for (int i = 0; i < N; ++i) {
-      z[i] = logits[i] + (i == bias_index ? bias : 0.0f);
-      order[i] = i;
-    }
-    count = N;
-  }
-  int best = order[0];
-  for (int k = 1; k < count; ++k) {
-    if (z[order[k]] > z[best]) best = order[k];
+    if ((allowed == nullptr || allowed[i]) && (best < 0 || z[i] > z[best])) best = i;
   }
   if (!(p.temperature > 0.0f)) return best;
 
-  const float inv_t = 1.0f / p.temperature;
-  const float top = z[best];
+  exp_shifted(z, N, z[best], 1.0f / p.temperature);  // z: unnormalised probabilities
+  int order[N];
+  int count = 0;
   float total = 0.0f;
-  for (int k = 0; k < count; ++k) {
-    const int i = order[k];
-    z[i] = std::exp((z[i] - top) * inv_t);  // z now holds unnormalised probabilities
-    total += z[i];
+  for (int i = 0; i < N; ++i) {
+    if (allowed == nullptr || allowed[i]) {
+      order[count++] = i;
+      total += z[i];
+    }
   }
   if (p.top_p < 1.0f) {
-    // Nucleus: the most probable classes whose mass first reaches top_p.
-    std::sort(order.begin(), order.begin() + count,
-              [&z](int a, int b) { return z[a] > z[b] || (z[a] == z[b] && a < b); });
-    const float target = p.top_p * total;
-    float mass = 0.0f;
-    int k = 0;
-    while (k < count && mass < target) mass += z[order[k++]];
-    count = k;
-    total = mass;
+    count = nucleus(z, order, count, p.top_p * total);
+    total = 0.0f;
+    for (int k = 0; k < count; ++k) total += z[order[k]];
   }
   float u = rng.uniform() * total;
   for (int k = 0; k < count; ++k) {
@@ -124,14 +155,28 @@ int sample_logits(const float* logits, const SampleParams& p, const bool* allowe
   return order[count - 1];  // rounding left a sliver of mass
 }
 
-// A named weight tensor and where it goes. torch layout (rows, cols) = (out, in) is stored
-// transposed, column by column; cols == 0 marks a bias vector.
+// A named torch tensor, (rows, cols) = (out, in) or (rows,) when cols == 0, and where it
+// goes: rows row_offset.. of a blocked matrix with `cols` columns, or of a bias vector.
 struct ParamSpec {
   std::string name;
   int rows;
   int cols;
+  int row_offset;
   float* dst;
 };
+
+// Copies a row-major torch tensor into its place.
+inline void store_param(const ParamSpec& spec, const float* src) {
+  for (int r = 0; r < spec.rows; ++r) {
+    if (spec.cols == 0) {
+      spec.dst[spec.row_offset + r] = src[r];
+      continue;
+    }
+    for (int c = 0; c < spec.cols; ++c) {
+      spec.dst[blocked_index(spec.row_offset + r, c, spec.cols)] = src[r * spec.cols + c];
+    }
+  }
+}
 
 struct StateBase {
   virtual ~StateBase() = default;
@@ -169,10 +214,7 @@ class Model final : public StepBase {
   struct State {
     FeatureState features;
     alignas(64) float h[L][H] = {};
-    alignas(64) float time[kTimeClasses] = {};
-    alignas(64) float pitch[kPitches] = {};
-    alignas(64) float velocity[kVelocityBins] = {};
-    alignas(64) float duration[kDurationBins] = {};
+    alignas(64) float logits[padded_rows(kHeadRows)] = {};  // all heads, see kHeadOffsets
     Rng rng;
   };
   struct Snapshot final : StateBase {
@@ -232,40 +274,30 @@ class Model final : public StepBase {
   Prediction predict(const SampleParams& p) override {
     Prediction out;
     const int t =
-        sample_logits<kTimeClasses>(state_.time, p, nullptr, kWait, p.wait_bias, state_.rng);
+        sample_logits<kTimeClasses>(logits(0), p, nullptr, kWait, p.wait_bias, state_.rng);
     if (t == kWait) return out;
     out.wait = false;
     out.shift = kShiftValues[t];
-    out.pitch = sample_logits<kPitches>(state_.pitch, p, mask_on_ ? pitch_mask_.data() : nullptr,
-                                        -1, 0.0f, state_.rng);
-    out.velocity = velocity_value(
-        sample_logits<kVelocityBins>(state_.velocity, p, nullptr, -1, 0.0f, state_.rng));
-    out.duration = kDurationValues[sample_logits<kDurationBins>(state_.duration, p, nullptr, -1,
-                                                                0.0f, state_.rng)];
+    out.pitch = sample_logits<kPitches>(logits(1), p, mask_on_ ? pitch_mask_.data() : nullptr, -1,
+                                        0.0f, state_.rng);
+    out.velocity =
+        velocity_value(sample_logits<kVelocityBins>(logits(2), p, nullptr, -1, 0.0f, state_.rng));
+    out.duration =
+        kDurationValues[sample_logits<kDurationBins>(logits(3), p, nullptr, -1, 0.0f, state_.rng)];
     return out;
   }
 
-  const float* logits(int head) const override {
-    switch (head) {
-      case 0:
-        return state_.time;
-      case 1:
-        return state_.pitch;
-      case 2:
-        return state_.velocity;
-      default:
-        return state_.duration;
-    }
-  }
+  const float* logits(int head) const override { return state_.logits + kHeadOffsets[head]; }
 
   std::vector<ParamSpec> params() override {
     std::vector<ParamSpec> specs;
     add_layer(specs, first_, 0);
     for (int l = 1; l < L; ++l) add_layer(specs, rest_[l - 1], l);
-    add_head(specs, time_, "time");
-    add_head(specs, pitch_, "pitch");
-    add_head(specs, velocity_, "velocity");
-    add_head(specs, duration_, "duration");
+    for (int k = 0; k < kHeads; ++k) {
+      const std::string prefix = std::string("heads.") + kHeadNames[k];
+      specs.push_back({prefix + ".weight", kHeadSizes[k], H, kHeadOffsets[k], heads_.w});
+      specs.push_back({prefix + ".bias", kHeadSizes[k], 0, kHeadOffsets[k], heads_.b});
+    }
     return specs;
   }
 
@@ -284,35 +316,20 @@ class Model final : public StepBase {
   }
 
  private:
-  void compute_heads() {
-    const float* top = state_.h[L - 1];
-    time_.forward(top, state_.time);
-    pitch_.forward(top, state_.pitch);
-    velocity_.forward(top, state_.velocity);
-    duration_.forward(top, state_.duration);
-  }
+  void compute_heads() { heads_.forward(state_.h[L - 1], state_.logits); }
 
   template <class Layer>
   static void add_layer(std::vector<ParamSpec>& specs, Layer& layer, int l) {
     const std::string k = std::to_string(l);
-    specs.push_back({"gru.weight_ih_l" + k, Layer::kGates, Layer::kIn, &layer.w_ih[0][0]});
-    specs.push_back({"gru.weight_hh_l" + k, Layer::kGates, Layer::kHidden, &layer.w_hh[0][0]});
-    specs.push_back({"gru.bias_ih_l" + k, Layer::kGates, 0, layer.b_ih});
-    specs.push_back({"gru.bias_hh_l" + k, Layer::kGates, 0, layer.b_hh});
-  }
-  template <class Head>
-  static void add_head(std::vector<ParamSpec>& specs, Head& head, const char* name) {
-    const std::string prefix = std::string("heads.") + name;
-    specs.push_back({prefix + ".weight", Head::kOut, Head::kIn, &head.w[0][0]});
-    specs.push_back({prefix + ".bias", Head::kOut, 0, head.b});
+    specs.push_back({"gru.weight_ih_l" + k, Layer::kGates, Layer::kIn, 0, layer.w_ih});
+    specs.push_back({"gru.weight_hh_l" + k, Layer::kGates, Layer::kHidden, 0, layer.w_hh});
+    specs.push_back({"gru.bias_ih_l" + k, Layer::kGates, 0, 0, layer.b_ih});
+    specs.push_back({"gru.bias_hh_l" + k, Layer::kGates, 0, 0, layer.b_hh});
   }
 
   GRULayer<F, H> first_;
   std::array<GRULayer<H, H>, L - 1> rest_;
-  Linear<H, kTimeClasses> time_;
-  Linear<H, kPitches> pitch_;
-  Linear<H, kVelocityBins> velocity_;
-  Linear<H, kDurationBins> duration_;
+  Linear<H, kHeadRows> heads_;
 
   State state_;
   std::array<bool, kPitches> pitch_mask_;

@@ -261,13 +261,7 @@ class Step {
       for (py::ssize_t i = 0; i < arr.size(); ++i) {
         if (!std::isfinite(src[i])) fail("tensor '" + spec.name + "' contains NaN or inf");
       }
-      if (spec.cols == 0) {
-        std::memcpy(spec.dst, src, sizeof(float) * spec.rows);
-      } else {  // torch (out, in) row-major -> one contiguous column per input
-        for (int r = 0; r < spec.rows; ++r) {
-          for (int c = 0; c < spec.cols; ++c) spec.dst[c * spec.rows + r] = src[r * spec.cols + c];
-        }
-      }
+      lkjam::store_param(spec, src);
     }
     for (const auto& item : weights) {
       const auto name = py::str(item.first).cast<std::string>();

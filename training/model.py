@@ -49,9 +49,9 @@ class JamGRU(nn.Module):
 
 
 def export_tensors(model: JamGRU) -> dict[str, np.ndarray]:
-    """The model's parameters as contiguous float32 arrays under their torch names."""
+    """The model's parameters as float32 arrays under their torch names (copies, not views)."""
     return {
-        name: np.ascontiguousarray(t.detach().cpu().to(torch.float32).numpy())
+        name: t.detach().cpu().to(torch.float32).numpy().copy()
         for name, t in model.state_dict().items()
     }
 

@@ -1,0 +1,243 @@
+"""lkjam._step.Step: state handling, sampling controls and validation at the boundary."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from lkjam.engine.events import make_events
+from lkjam.training.model import JamGRU, export_tensors
+
+from lkjam import _step
+
+
+def tiny_weights(seed: int = 0, scale: float = 3.0) -> dict[str, np.ndarray]:
+    torch.manual_seed(seed)
+    model = JamGRU(_step.TOPOLOGIES["tiny"])
+    return {k: v * scale for k, v in export_tensors(model).items()}
+
+
+def stream(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return make_events(
+        np.cumsum(rng.exponential(0.3, n)), rng.choice([0.0, 0.5, 1.0], n),
+        rng.integers(40, 90, n), rng.integers(1, 128, n), rng.integers(0, 3, n),
+    )  # fmt: skip
+
+
+def feed_all(step: _step.Step, events: np.ndarray) -> None:
+    for e in events:
+        step.feed(float(e["beat"]), int(e["role"]), int(e["pitch"]), int(e["vel"]),
+                  float(e["dur"]))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def weights() -> dict[str, np.ndarray]:
+    return tiny_weights()
+
+
+def test_feed_batch_equals_single_feeds(weights: dict[str, np.ndarray]) -> None:
+    ev = stream(200)
+    batch = _step.Step("tiny", weights).feed_batch(ev)
+    step = _step.Step("tiny", weights)
+    rows = []
+    for i in range(len(ev)):
+        feed_all(step, ev[i : i + 1])
+        rows.append(step.logits())
+    for head, sizes in (("time", 177), ("pitch", 128), ("velocity", 16), ("duration", 28)):
+        assert batch[head].shape == (200, sizes) and batch[head].dtype == np.float32
+        np.testing.assert_array_equal(np.stack([r[head] for r in rows]), batch[head])
+
+
+def test_settings_reach_the_features(weights: dict[str, np.ndarray]) -> None:
+    torch.manual_seed(1)
+    model = JamGRU(_step.TOPOLOGIES["tiny"]).eval()
+    step = _step.Step("tiny", export_tensors(model))
+    step.set_meter(3, 4)
+    step.set_scale(2, [0, 4, 7])
+    ev = stream(100)
+    got = step.feed_batch(ev)
+    x = torch.from_numpy(_step.encode(ev, 3, 4, 2, [0, 4, 7]))[None]
+    with torch.no_grad():
+        want, _ = model(x)
+    np.testing.assert_allclose(got["time"], want["time"][0].numpy(), atol=1e-5)
+    step.reset()  # keeps meter and scale
+    np.testing.assert_array_equal(step.feed_batch(ev)["pitch"], got["pitch"])
+    step.reset()
+    step.clear_scale()
+    step.set_meter(4, 4)
+    assert not np.allclose(step.feed_batch(ev)["pitch"], got["pitch"])
+
+
+def test_reset_returns_to_the_fresh_state(weights: dict[str, np.ndarray]) -> None:
+    fresh = _step.Step("tiny", weights)
+    used = _step.Step("tiny", weights)
+    used.feed_batch(stream(50))
+    assert not np.array_equal(used.logits()["time"], fresh.logits()["time"])
+    used.reset()
+    np.testing.assert_array_equal(used.logits()["time"], fresh.logits()["time"])
+    np.testing.assert_array_equal(used.feed_batch(stream(20))["time"],
+                                  fresh.feed_batch(stream(20))["time"])  # fmt: skip
+
+
+Draw = tuple[bool, float, int, int, float]
+
+
+def predictions(step: _step.Step, n: int, **kw: float) -> list[Draw]:
+    out: list[Draw] = []
+    for _ in range(n):
+        p = step.predict(**kw)
+        out.append((p.wait, p.shift, p.pitch, p.velocity, p.duration))
+    return out
+
+
+def test_predict_is_seeded_and_leaves_the_state_alone(weights: dict[str, np.ndarray]) -> None:
+    step = _step.Step("tiny", weights)
+    step.feed_batch(stream(30))
+    before = step.logits()
+    step.seed(42)
+    a = predictions(step, 50)
+    for head, logits in step.logits().items():
+        np.testing.assert_array_equal(logits, before[head])
+    step.seed(42)
+    assert predictions(step, 50) == a
+    step.seed(43)
+    assert predictions(step, 50) != a
+    assert any(not p[0] for p in a)  # some plans are notes, not WAIT
+
+
+def test_state_copy_and_restore(weights: dict[str, np.ndarray]) -> None:
+    ev = stream(80)
+    step = _step.Step("tiny", weights)
+    step.feed_batch(ev[:50])
+    step.seed(5)
+    state = step.get_state()
+    assert state.topology == "tiny"
+    first = step.feed_batch(ev[50:])
+    draws = predictions(step, 20)
+    step.set_state(state)
+    np.testing.assert_array_equal(step.feed_batch(ev[50:])["time"], first["time"])
+    assert predictions(step, 20) == draws  # the RNG is part of the state
+    other = _step.Step("default", export_tensors(JamGRU(_step.TOPOLOGIES["default"])))
+    with pytest.raises(ValueError, match="topology 'tiny'"):
+        other.set_state(state)
+
+
+def test_greedy_and_tiny_top_p_pick_the_argmax(weights: dict[str, np.ndarray]) -> None:
+    step = _step.Step("tiny", weights)
+    step.feed_batch(stream(40))
+    lg = step.logits()
+    time_no_wait = int(np.argmax(lg["time"][: _step.WAIT]))
+    want = (
+        False,
+        float(_step.SHIFT_VALUES[time_no_wait]),
+        int(np.argmax(lg["pitch"])),
+        int(np.argmax(lg["velocity"])) * 8 + 4,
+        float(_step.DURATION_VALUES[int(np.argmax(lg["duration"]))]),
+    )
+    for kw in ({"temperature": 0.0}, {"temperature": 1.0, "top_p": 1e-6}):
+        got = predictions(step, 5, wait_bias=-1e4, **kw)
+        for g in got:
+            assert g[0] == want[0] and g[2:4] == want[2:4]
+            assert g[1] == pytest.approx(want[1]) and g[4] == pytest.approx(want[4])
+
+
+def test_wait_bias_controls_density(weights: dict[str, np.ndarray]) -> None:
+    step = _step.Step("tiny", weights)
+    step.feed_batch(stream(10))
+    assert all(p[0] for p in predictions(step, 100, wait_bias=1e4))
+    assert not any(p[0] for p in predictions(step, 100, wait_bias=-1e4))
+    assert all(p[2] >= 0 and p[1] >= 0 for p in predictions(step, 200, wait_bias=-1e4))
+
+
+def test_sampling_follows_the_softmax(weights: dict[str, np.ndarray]) -> None:
+    step = _step.Step("tiny", weights)
+    step.feed_batch(stream(10))
+    step.seed(3)
+    vel = np.array([p[3] for p in predictions(step, 20000, top_p=1.0, wait_bias=-1e4)])
+    freq = np.bincount((vel - 4) // 8, minlength=16) / len(vel)
+    logits = step.logits()["velocity"].astype(np.float64)
+    prob = np.exp(logits - logits.max())
+    prob /= prob.sum()
+    assert np.abs(freq - prob).max() < 0.02
+
+
+def test_pitch_mask(weights: dict[str, np.ndarray]) -> None:
+    step = _step.Step("tiny", weights)
+    step.feed_batch(stream(10))
+    mask = np.zeros(128, dtype=bool)
+    mask[[60, 64, 67]] = True
+    step.set_pitch_mask(mask)
+    pitches = {p[2] for p in predictions(step, 300, top_p=1.0, wait_bias=-1e4)}
+    assert pitches == {60, 64, 67}
+    step.set_pitch_mask(np.zeros(128, dtype=bool))  # allows nothing: constrains nothing
+    assert len({p[2] for p in predictions(step, 300, top_p=1.0, wait_bias=-1e4)}) > 3
+    step.set_pitch_mask(None)
+    assert len({p[2] for p in predictions(step, 300, top_p=1.0, wait_bias=-1e4)}) > 3
+    with pytest.raises(ValueError, match="pitch mask"):
+        step.set_pitch_mask(np.ones(127, dtype=bool))
+    with pytest.raises(ValueError, match="pitch mask"):
+        step.set_pitch_mask(np.ones(128, dtype=np.float32))
+
+
+def test_note_off_stops_a_sounding_note(weights: dict[str, np.ndarray]) -> None:
+    held, released = _step.Step("tiny", weights), _step.Step("tiny", weights)
+    for step in (held, released):
+        step.feed(0.0, _step.ROLE_HUMAN, 60, 100, 0.0)
+    released.note_off(_step.ROLE_HUMAN, 60, 0.5)
+    for step in (held, released):
+        step.feed(1.0, _step.ROLE_AI, 67, 100, 1.0)
+    assert not np.array_equal(held.logits()["time"], released.logits()["time"])
+
+
+def test_constructor_rejects_bad_weights(weights: dict[str, np.ndarray]) -> None:
+    with pytest.raises(ValueError, match="unknown topology 'huge'"):
+        _step.Step("huge", weights)
+    missing = dict(weights)
+    del missing["heads.pitch.bias"]
+    with pytest.raises(ValueError, match=re.escape("missing tensor 'heads.pitch.bias'")):
+        _step.Step("tiny", missing)
+    wrong = dict(weights, **{"gru.weight_hh_l0": np.zeros((48, 17), np.float32)})
+    with pytest.raises(ValueError, match=r"'gru.weight_hh_l0' has shape \(48, 17\).*\(48, 16\)"):
+        _step.Step("tiny", wrong)
+    nan = dict(weights)
+    nan["heads.time.weight"] = weights["heads.time.weight"].copy()
+    nan["heads.time.weight"][3, 4] = np.nan
+    with pytest.raises(ValueError, match=re.escape("'heads.time.weight' contains NaN")):
+        _step.Step("tiny", nan)
+    extra = dict(weights, **{"gru.weight_ih_l1": np.zeros((48, 16), np.float32)})
+    with pytest.raises(ValueError, match=re.escape("unexpected tensor 'gru.weight_ih_l1'")):
+        _step.Step("tiny", extra)
+    with pytest.raises(ValueError, match=re.escape("'heads.time.bias' is not a numeric array")):
+        _step.Step("tiny", dict(weights, **{"heads.time.bias": "zeros"}))
+    # float64 input is accepted and converted
+    as64 = {k: v.astype(np.float64) for k, v in weights.items()}
+    np.testing.assert_array_equal(
+        _step.Step("tiny", as64).logits()["time"], _step.Step("tiny", weights).logits()["time"]
+    )
+
+
+def test_calls_reject_bad_arguments_naming_the_field(weights: dict[str, np.ndarray]) -> None:
+    step = _step.Step("tiny", weights)
+    cases = [
+        (lambda: step.feed(0.0, 3, 60, 100, 0.0), "role"),
+        (lambda: step.feed(0.0, 0, 128, 100, 0.0), "pitch"),
+        (lambda: step.feed(0.0, 0, 60, 0, 0.0), "velocity"),
+        (lambda: step.feed(float("nan"), 0, 60, 100, 0.0), "beat"),
+        (lambda: step.feed(0.0, 0, 60, 100, float("inf")), "duration"),
+        (lambda: step.note_off(0, -1, 0.0), "pitch"),
+        (lambda: step.predict(temperature=-1.0), "temperature"),
+        (lambda: step.predict(top_p=0.0), "top_p"),
+        (lambda: step.predict(top_p=1.5), "top_p"),
+        (lambda: step.predict(wait_bias=float("nan")), "wait_bias"),
+        (lambda: step.set_meter(0, 4), "numerator"),
+        (lambda: step.set_meter(4, 6), "denominator"),
+        (lambda: step.set_scale(0, [0, 12]), "scale interval"),
+        (lambda: step.feed_batch(np.zeros(4, np.int32)), "dtype"),
+    ]
+    for call, field in cases:
+        with pytest.raises(ValueError, match=field):
+            call()
+    step.feed(0.0, 0, 60, 100, 0.0)  # still usable afterwards
