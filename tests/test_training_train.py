@@ -56,6 +56,7 @@ def test_tiny_preset_trains_three_stages_into_a_loadable_model(
     assert prov["data"]["chorales"]["held_out_pieces"] >= 1
     assert prov["data"]["chorales"]["train_events"] > 0
     for stage in prov["stages"]:
+        assert 2 <= stage["best_step"] <= 4 and stage["valid_nll"] > 0  # validated every 2
         nll = stage["held_out_nll"]
         assert set(nll) == {"harmonize", "interplay", "call_response"}
         assert all(np.isfinite(v) and v > 0 for v in nll.values())

@@ -104,7 +104,12 @@ def train_main(argv: Sequence[str]) -> int:
 
             def get_corpus() -> Corpus:
                 return load_corpus(
-                    caps, cfg.split_seed, cfg.held_out, cache=args.cache, progress=progress
+                    caps,
+                    cfg.split_seed,
+                    cfg.held_out,
+                    valid=cfg.valid,
+                    cache=args.cache,
+                    progress=progress,
                 )
 
             plan = Plan(
@@ -138,7 +143,8 @@ def train_main(argv: Sequence[str]) -> int:
                     "skipped": {k: len(v) for k, v in summary.skipped.items()},
                     "human_track": args.human_track,
                 }
-                return split_corpus({"midi": (pieces, info)}, cfg.split_seed, cfg.held_out)
+                midi = {"midi": (pieces, info)}
+                return split_corpus(midi, cfg.split_seed, cfg.held_out, cfg.valid)
 
             plan = Plan(
                 [Stage("style", cfg.style_steps, cfg.style_lr)],
@@ -164,9 +170,9 @@ def train_main(argv: Sequence[str]) -> int:
     except (DataError, ModelFileError) as exc:
         print(f"lkjam train: {exc}", file=sys.stderr)
         return 2
-    if world.main:
-        print(f"data: {corpus.describe()}", file=sys.stderr)
     workdir = args.workdir or _default_workdir(kind, cfg, [s.__dict__ for s in plan.stages])
+    if world.main:
+        print(f"data: {corpus.describe()}\ncheckpoints: {workdir}", file=sys.stderr)
     if args.fresh and world.main:
         for name in ("state.json", "checkpoint.safetensors"):
             (workdir / name).unlink(missing_ok=True)

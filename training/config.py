@@ -22,6 +22,7 @@ class TrainConfig:
     folk: int = 1200  # Essen / O'Neill / Ryan's / Nottingham tunes
     chamber: int = 100  # madrigals, masses, quartets
     held_out: float = 0.1  # fraction of pieces held out (by piece)
+    valid: float = 0.05  # fraction of the remaining pieces that picks each stage's best step
     split_seed: int = 1  # seed of the held-out split
     seed: int = 0  # seed of model init and window sampling
     window: int = 256  # events per training window
@@ -35,6 +36,7 @@ class TrainConfig:
     style_steps: int = 600  # steps of a custom-style fine-tune (`lkjam train --style`)
     style_lr: float = 5e-4
     eval_pieces: int = 40  # held-out pieces per (source, view) for a stage's NLL
+    eval_every: int = 250  # steps between validation checks (the best weights end the stage)
     checkpoint_every: int = 100  # steps between resumable checkpoints
     # Augmentation
     transpose: int = 6  # semitones each way
@@ -86,6 +88,7 @@ PRESETS: dict[str, TrainConfig] = {
         steps=(4, 4, 4),
         style_steps=4,
         eval_pieces=2,
+        eval_every=2,
         checkpoint_every=2,
     ),
 }

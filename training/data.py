@@ -665,28 +665,36 @@ def split_pieces(
 @dataclass
 class Corpus:
     train: dict[str, list[Piece]]  # source -> pieces
-    held_out: dict[str, list[Piece]]
+    held_out: dict[str, list[Piece]]  # never trained on; reported in the model's provenance
+    valid: dict[str, list[Piece]]  # carved from train: picks each stage's best step
     info: dict[str, dict[str, object]]  # source -> parse info, counts, split
 
     def describe(self) -> str:
         return ", ".join(
-            f"{s}: {len(self.train[s])} train / {len(self.held_out[s])} held out"
+            f"{s}: {len(self.train[s])} train / {len(self.valid[s])} valid / "
+            f"{len(self.held_out[s])} held out"
             for s in self.train
         )
 
 
 def split_corpus(
-    sources: Mapping[str, tuple[list[Piece], dict[str, object]]], seed: int, fraction: float
+    sources: Mapping[str, tuple[list[Piece], dict[str, object]]],
+    seed: int,
+    fraction: float,
+    valid: float = 0.0,
 ) -> Corpus:
-    """Split each source by piece; record counts and a digest of the held-out names."""
-    corpus = Corpus({}, {}, {})
+    """Split each source by piece into train / valid / held out (valid uses seed + 1);
+    record counts and a digest of the held-out names."""
+    corpus = Corpus({}, {}, {}, {})
     for source, (pieces, info) in sources.items():
-        train, held = split_pieces(pieces, seed, fraction)
+        rest, held = split_pieces(pieces, seed, fraction)
+        train, val = split_pieces(rest, seed + 1, valid)
         digest = hashlib.sha256("\n".join(sorted(p.name for p in held)).encode()).hexdigest()
-        corpus.train[source], corpus.held_out[source] = train, held
+        corpus.train[source], corpus.valid[source], corpus.held_out[source] = train, val, held
         corpus.info[source] = {
             **info,
             "train_pieces": len(train),
+            "valid_pieces": len(val),
             "held_out_pieces": len(held),
             "train_events": int(sum(len(p.events) for p in train)),
             "held_out_digest": digest[:16],
@@ -701,6 +709,7 @@ def load_corpus(
     seed: int,
     fraction: float,
     *,
+    valid: float = 0.0,
     cache: Path | None = None,
     progress: bool = True,
 ) -> Corpus:
@@ -712,4 +721,5 @@ def load_corpus(
         {s: load_source(s, cap, cache=cache, progress=progress) for s, cap in caps.items()},
         seed,
         fraction,
+        valid,
     )

@@ -5,6 +5,9 @@ A run lives in a work directory:
 - `state.json`: config, position (stage, step), per-stage results, data summary;
 - `checkpoint.safetensors`: model weights (`model.*`) and AdamW moments (`adam.*`), so a
   resume continues exactly where the run stopped (the window sampler is seeded by step);
+- `best.safetensors`: the stage's best weights so far on the validation pieces (carved
+  from the training pieces, not the held-out ones); a stage ends with them, so a budget
+  that turns out too long for the data cannot overfit the shipped model;
 - `stage<k>-<name>.safetensors`: a model file after each stage (for the ablation).
 Nothing is ever unpickled: weights are safetensors, the rest JSON.
 
@@ -47,6 +50,7 @@ from lkjam import __version__, _step
 
 STATE_FILE = "state.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
+BEST_FILE = "best.safetensors"  # the stage's best weights on the validation pieces
 
 
 @dataclass
@@ -122,27 +126,34 @@ def nll_sums(
     }
 
 
-def _pad_batch(examples: Sequence[Example]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    length = max(len(e.events) for e in examples)
+def _pad_batch(
+    examples: Sequence[Example], limit: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Features (B, T, F) and targets (B, T) of each stream's first `limit` events. Both are
+    computed on the whole stream, so the rows kept are exactly the whole stream's rows."""
+    length = min(limit, max(len(e.events) for e in examples))
     feats = np.zeros((len(examples), length, _step.FEATURES), dtype=np.float32)
     tg = {h: np.full((len(examples), length), -1, dtype=np.int64) for h in HEADS}
     for i, e in enumerate(examples):
-        n = len(e.events)
-        feats[i, :n] = e.encode()
+        n = min(length, len(e.events))
+        feats[i, :n] = e.encode()[:n]
         for h, v in _step.targets(e.events).items():
-            tg[h][i, :n] = v
+            tg[h][i, :n] = v[:n]
     return torch.from_numpy(feats), {h: torch.from_numpy(v) for h, v in tg.items()}
 
 
 @torch.no_grad()
-def held_out_nll(model: JamGRU, examples: Sequence[Example], batch: int = 8) -> dict[str, float]:
-    """NLL per event over whole held-out streams, run from a reset state as the engine does."""
+def held_out_nll(
+    model: JamGRU, examples: Sequence[Example], batch: int = 16, limit: int = 1024
+) -> dict[str, float]:
+    """NLL per event over held-out streams run from a reset state, as the engine runs them
+    (the first `limit` events of each: long chamber pieces would dominate the cost)."""
     model.eval()
     sums = dict.fromkeys(HEADS, 0.0)
     events = 0
     ordered = sorted(examples, key=lambda e: len(e.events))  # similar lengths pad less
     for i in range(0, len(ordered), batch):
-        feats, tg = _pad_batch(ordered[i : i + batch])
+        feats, tg = _pad_batch(ordered[i : i + batch], limit)
         logits, _ = model(feats)
         for h, s in nll_sums(logits, tg).items():
             sums[h] += float(s)
@@ -254,6 +265,7 @@ def train(
     aug = Augment(cfg.transpose, cfg.jitter, cfg.velocity_noise, cfg.scale_known)
     run_id = {"config": cfg.to_dict(), "stages": [s.__dict__ for s in plan.stages]}
     state: dict[str, Any] = {**run_id, "stage": 0, "step": 0, "results": [], "seconds": 0.0}
+    state["best"] = None  # {"nll", "step"} of the stage's best validation so far
     workdir.mkdir(parents=True, exist_ok=True)
     opt = _optimizer(model, cfg, plan.stages[0].lr)
     saved = read_state(workdir)
@@ -270,11 +282,13 @@ def train(
     if world.size > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(model)
     per_rank = max(1, cfg.batch // world.size)
+    best_file = workdir / BEST_FILE
     done_here = 0
     while state["stage"] < len(plan.stages):
         k = state["stage"]
         stage = plan.stages[k]
         mixture = Mixture(stage.name, corpus.train, aug)
+        valid = held_out_examples(stage.name, corpus.valid, cfg.split_seed, cfg.eval_pieces)
         budget = None
         if deadline is not None:
             left = [s.steps for s in plan.stages[k:]]
@@ -283,6 +297,7 @@ def train(
             budget = max(0.0, (deadline - time.monotonic()) * share - 10.0)
         if state["step"] == 0:  # each stage starts a fresh optimizer from the last weights
             opt = _optimizer(model, cfg, stage.lr)
+            state["best"] = None
         t_stage, base_seconds = time.monotonic(), float(state["seconds"])
         bar = tqdm(
             total=stage.steps,
@@ -326,7 +341,12 @@ def train(
             rate_events += batch.events * world.size
             now = time.monotonic()
             bar.update(1)
-            bar.set_postfix(loss=f"{ema:.3f}", ev_s=f"{rate_events / (now - rate_t0):.0f}")
+            postfix = {"loss": f"{ema:.3f}", "ev_s": f"{rate_events / (now - rate_t0):.0f}"}
+            if state["best"] is not None:
+                postfix["valid"] = f"{state['best']['nll']:.3f}"
+            bar.set_postfix(postfix)
+            if world.main and valid and state["step"] % cfg.eval_every == 0:
+                _validate(model, valid, state, best_file)
             if world.main and state["step"] % cfg.checkpoint_every == 0:
                 state["seconds"] = base_seconds + (now - t_stage)
                 _save_checkpoint(workdir, model, opt, state)
@@ -339,20 +359,29 @@ def train(
                 log(f"stopped after {done_here} steps; run the same command to resume")
             world.barrier()
             return Result(False, {})
-        # End of stage: held-out NLL on every stage's data, a model file, a checkpoint.
+        # End of stage: keep the best validated weights, then held-out NLL on every stage's
+        # data, a model file and a checkpoint.
+        if world.main and valid:
+            _validate(model, valid, state, best_file)
+        world.barrier()
+        if best_file.exists():  # every process restores the same weights
+            import_tensors(model, load_file(str(best_file)))
+        world.barrier()
         if world.main:
+            best = state["best"] or {}
             nll = {name: held_out_nll(model, ex) for name, ex in held.items() if ex}
             result = {
                 "name": stage.name,
                 "steps": state["step"],
-                "planned_steps": stage.steps,
+                "best_step": best.get("step", state["step"]),
+                "valid_nll": round(best["nll"], 4) if best else None,
                 "seconds": round(seconds, 1),
                 "train_loss": None if ema is None else round(ema, 4),
                 "held_out_nll": {name: round(v["nll"], 4) for name, v in nll.items()},
             }
             log(
-                f"stage {k + 1} {stage.name}: {result['steps']} steps, "
-                f"train loss {result['train_loss']}, held-out NLL/event "
+                f"stage {k + 1} {stage.name}: {result['steps']} steps (best {result['best_step']}),"
+                f" train loss {result['train_loss']}, held-out NLL/event "
                 + ", ".join(f"{n} {v:.3f}" for n, v in result["held_out_nll"].items())
             )
             state["results"].append(result)
@@ -360,6 +389,7 @@ def train(
             stage_file = workdir / f"stage{k + 1}-{stage.name}.safetensors"
             _write_model(stage_file, model, cfg, corpus, plan, state, world)
             _save_checkpoint(workdir, model, opt, state)
+            best_file.unlink(missing_ok=True)
         else:
             state["stage"], state["step"] = k + 1, 0
         world.barrier()
@@ -368,6 +398,18 @@ def train(
         provenance = _write_model(out, model, cfg, corpus, plan, state, world)
     world.barrier()
     return Result(True, provenance)
+
+
+def _validate(
+    model: JamGRU, examples: Sequence[Example], state: dict[str, Any], best_file: Path
+) -> None:
+    """Validation NLL; a new best is written to `best_file` (which the stage ends with)."""
+    nll = held_out_nll(model, examples)["nll"]
+    if state["best"] is None or nll < state["best"]["nll"]:
+        tmp = best_file.with_name(best_file.name + ".tmp")
+        save_file(export_tensors(model), str(tmp))
+        os.replace(tmp, best_file)
+        state["best"] = {"nll": nll, "step": state["step"]}
 
 
 def _write_model(
