@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -201,6 +202,9 @@ class StepBase {
   virtual void refresh() = 0;
   virtual std::unique_ptr<StateBase> get_state() const = 0;
   virtual bool set_state(const StateBase& state) = 0;  // false: from another topology
+  // Benchmark hook: runs only the GRU layers `reps` times on the last fed input and returns
+  // the mean µs per run; the state is left as it was.
+  virtual double time_recurrent(int reps) = 0;
 };
 
 template <class Topo>
@@ -258,12 +262,8 @@ class Model final : public StepBase {
         value_[count++] = x_[j];
       }
     }
-    first_.input_sparse(index_, value_, count);
-    first_.update(state_.h[0]);
-    for (int l = 1; l < L; ++l) {
-      rest_[l - 1].input_dense(state_.h[l - 1]);
-      rest_[l - 1].update(state_.h[l]);
-    }
+    count_ = count;
+    run_layers();
     compute_heads();
   }
 
@@ -308,6 +308,15 @@ class Model final : public StepBase {
     snap->state = state_;
     return snap;
   }
+  double time_recurrent(int reps) override {
+    const State saved = state_;
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) run_layers();
+    const std::chrono::duration<double, std::micro> took = std::chrono::steady_clock::now() - start;
+    state_ = saved;
+    return took.count() / reps;
+  }
+
   bool set_state(const StateBase& state) override {
     const auto* snap = dynamic_cast<const Snapshot*>(&state);
     if (snap == nullptr) return false;
@@ -316,6 +325,15 @@ class Model final : public StepBase {
   }
 
  private:
+  void run_layers() {
+    first_.input_sparse(index_, value_, count_);
+    first_.update(state_.h[0]);
+    for (int l = 1; l < L; ++l) {
+      rest_[l - 1].input_dense(state_.h[l - 1]);
+      rest_[l - 1].update(state_.h[l]);
+    }
+  }
+
   void compute_heads() { heads_.forward(state_.h[L - 1], state_.logits); }
 
   template <class Layer>
@@ -338,6 +356,7 @@ class Model final : public StepBase {
   // Workspace for feed.
   alignas(64) float x_[F] = {};
   int hot_[kOneHotGroups] = {};
+  int count_ = 0;  // entries used in index_/value_
   int index_[kOneHotGroups + kDenseFeatures] = {};
   float value_[kOneHotGroups + kDenseFeatures] = {};
 };
