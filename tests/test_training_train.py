@@ -10,7 +10,9 @@ import pytest
 from lkjam.engine.model_file import load_model, read_tensors
 from lkjam.training import cli
 from lkjam.training.config import load_config
+from lkjam.training.curriculum import CURRICULUM
 from lkjam.training.data import load_corpus
+from lkjam.training.train import Plan, Stage, train
 from safetensors.numpy import load_file
 from test_training_data import write_song
 
@@ -127,3 +129,18 @@ def test_bad_inputs_give_clear_errors(
     code = run(cache, tmp_path, "--preset", "tiny", "--style", "x", str(empty), "--base", "nope")
     assert code == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_time_cap_ends_every_stage_early_and_still_writes_a_model(
+    cache: Path, tmp_path: Path
+) -> None:
+    cfg = load_config("tiny", overrides=("steps=[1000, 1000, 1000]",))
+    caps = {"chorales": cfg.chorales, "folk": cfg.folk, "chamber": cfg.chamber}
+    corpus = load_corpus(caps, cfg.split_seed, cfg.held_out, valid=cfg.valid, cache=cache)
+    plan = Plan([Stage(n, s, cfg.lr) for n, s in zip(CURRICULUM, cfg.steps, strict=True)])
+    out = tmp_path / "capped.safetensors"
+    result = train(cfg, corpus, plan, out, tmp_path / "w", minutes=0.05, progress=False)
+    assert result.finished
+    steps = [s["steps"] for s in result.provenance["stages"]]
+    assert len(steps) == 3 and all(s < 1000 for s in steps)
+    assert load_model(out).meta.provenance["steps"] == sum(steps)

@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--minutes",
         type=float,
-        help="wall-time budget of this run (default: none; 4.5 for --style)",
+        help="wall-time cap of this run (default: the preset's minutes / style_minutes)",
     )
     p.add_argument("--workdir", type=Path, help="checkpoint directory (default: in the cache)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
@@ -86,6 +87,7 @@ def _default_workdir(kind: str, cfg: TrainConfig, extra: object) -> Path:
 
 
 def train_main(argv: Sequence[str]) -> int:
+    started = time.monotonic()
     args = _parser().parse_args(list(argv))
     try:
         cfg = load_config(args.preset, args.config, tuple(args.set))
@@ -120,7 +122,7 @@ def train_main(argv: Sequence[str]) -> int:
                 provenance={"command": command, "preset": args.preset},
             )
             out = args.out or Path(f"{args.preset}.safetensors")
-            kind, minutes = args.preset, args.minutes
+            kind, minutes = args.preset, args.minutes or cfg.minutes
         else:
             if args.folder is None:
                 print("lkjam train: --style NAME needs a folder of MIDI files", file=sys.stderr)
@@ -161,7 +163,7 @@ def train_main(argv: Sequence[str]) -> int:
                 },
             )
             out = args.out or STYLES_DIR / f"{args.style}.safetensors"
-            kind, minutes = f"style-{args.style}", args.minutes or 4.5
+            kind, minutes = f"style-{args.style}", args.minutes or cfg.style_minutes
         # The first process parses (and caches) the data; the others then read the cache.
         corpus = get_corpus() if world.main else None
         world.barrier()
@@ -177,6 +179,8 @@ def train_main(argv: Sequence[str]) -> int:
         for name in ("state.json", "checkpoint.safetensors"):
             (workdir / name).unlink(missing_ok=True)
     world.barrier()
+    if minutes:  # the cap covers the whole command, parsing included
+        minutes = max(0.1, minutes - (time.monotonic() - started) / 60)
     result = train(
         cfg,
         corpus,

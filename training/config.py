@@ -32,9 +32,12 @@ class TrainConfig:
     warmup: float = 0.05  # fraction of a stage spent warming the learning rate up
     grad_clip: float = 1.0  # max gradient norm
     # Steps per stage: harmonize, interplay, call_response (see curriculum.CURRICULUM).
-    steps: tuple[int, ...] = (2000, 2000, 2000)
+    # About 0.3 s per step on 2 free CPU cores (~20k events/s): ~25 min, ~30 with parsing.
+    steps: tuple[int, ...] = (1600, 1600, 1800)
+    minutes: float = 55.0  # wall-time cap of the whole run; 0 = none (see train.train)
     style_steps: int = 600  # steps of a custom-style fine-tune (`lkjam train --style`)
     style_lr: float = 5e-4
+    style_minutes: float = 4.5  # wall-time cap of a style fine-tune
     eval_pieces: int = 40  # held-out pieces per (source, view) for a stage's NLL
     eval_every: int = 250  # steps between validation checks (the best weights end the stage)
     checkpoint_every: int = 100  # steps between resumable checkpoints
@@ -87,6 +90,8 @@ PRESETS: dict[str, TrainConfig] = {
         lr=1e-2,
         steps=(4, 4, 4),
         style_steps=4,
+        minutes=0.0,
+        style_minutes=0.0,
         eval_pieces=2,
         eval_every=2,
         checkpoint_every=2,
