@@ -218,15 +218,71 @@ def test_backoff_doubles_up_to_a_cap() -> None:
 def test_heartbeat_pings_are_answered(context: zmq.Context) -> None:
     """libzmq drops a peer that does not PONG its PINGs within the timeout."""
     port = free_port()
-    sock = router(context, port, HEARTBEAT_IVL=20, HEARTBEAT_TIMEOUT=100)
+    sock = router(context, port, HEARTBEAT_IVL=20, HEARTBEAT_TIMEOUT=800)
     client = DealerClient("127.0.0.1", port, lambda _: None)
     poll_until(client, lambda: client.connected, sock)
-    for _ in range(100):  # ~0.5 s: many heartbeats
+    for _ in range(240):  # >= 1.2 s: well past the timeout, many heartbeats
         client.poll()
         sock.poll(5)
     assert client.connected and client.connects == 1
     client.send([b"still here"])
     assert recv(sock, client)[1] == b"still here"
+
+
+def read_exactly(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        assert chunk, "peer closed"
+        data += chunk
+    return data
+
+
+def read_frame(conn: socket.socket) -> tuple[int, bytes]:
+    flags, size = read_exactly(conn, 2)
+    assert not flags & zmtp.FLAG_LONG
+    return flags, read_exactly(conn, size)
+
+
+def test_pong_echoes_the_ping_context() -> None:
+    """A hand-written ZMTP peer (no libzmq) checks the handshake and PING/PONG bytes."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    client = DealerClient("127.0.0.1", server.getsockname()[1], lambda _: None)
+    client.poll()
+    conn, _ = server.accept()
+    conn.settimeout(5)
+    conn.sendall(zmtp.greeting())
+    for _ in range(MAX_POLLS):
+        client.poll()
+        if client.state == zmtp.HANDSHAKE:
+            break
+    assert read_exactly(conn, 64) == zmtp.greeting()
+    flags, body = read_frame(conn)
+    assert flags == zmtp.FLAG_COMMAND
+    name, data = zmtp.parse_command(body)
+    assert name == b"READY"
+    assert zmtp.parse_metadata(data)["socket-type"] == b"DEALER"
+
+    conn.sendall(zmtp.encode_ready(b"ROUTER"))
+    conn.sendall(zmtp.encode_command(b"PING", b"\x00\x0a" + b"ctx-42"))
+    pong = zmtp.encode_command(b"PONG", b"ctx-42")
+    received = b""
+    conn.settimeout(0.005)
+    for _ in range(MAX_POLLS):  # the client answers only when polled
+        client.poll()
+        try:
+            received += conn.recv(len(pong) - len(received))
+        except TimeoutError:
+            continue
+        if len(received) == len(pong):
+            break
+    assert client.connected
+    assert received == pong
+    conn.close()
+    server.close()
+    client.close()
 
 
 def test_a_peer_that_is_not_zeromq_is_a_protocol_error() -> None:

@@ -15,6 +15,9 @@ from .listeners import ListenerRegistry
 # The engine's clip roles: the AI track's own clips are known but not fed to the model.
 CLIP_ROLES = {"human": "human", "clip": "clip", "ai": "ignore"}
 MAX_NAME = 200
+# Beats Live's clip position may differ from the anchored one before re-anchoring: far
+# above the jitter between reading the song time and the clip position in one tick.
+ANCHOR_TOLERANCE = 0.25
 
 # Properties whose change changes the `clip` message.
 OBSERVED = ("notes", "name", "looping", "loop_start", "loop_end", "start_marker", "playing_status")
@@ -47,15 +50,26 @@ class ClipHandler(object):
         self._registry.remove_owner(self)
 
     def update_playing(self, song_beat: float) -> None:
-        """Track start/stop; on start, place the clip on the song's beat line."""
+        """Track start/stop and keep the clip anchored on the song's beat line.
+
+        Live reports where in the clip it is (clip beats), so clip time loop[0] played
+        `position - loop[0]` beats ago. The anchor is set when the clip starts and reset
+        whenever Live's position disagrees with it (a jump, or a clip already playing
+        when the script loaded); each new anchor is sent to the engine.
+        """
         playing = bool(self.clip.is_playing)
-        if playing and not self.playing:
-            # Live reports where in the clip it is (clip beats); clip time loop[0] was that
-            # long ago. Seen on the first tick of playing, the position has not looped yet.
-            loop_start = loop_range(self.clip)[0]
-            self.start_beat = song_beat - (float(self.clip.playing_position) - loop_start)
-            self.dirty = True
-        elif playing != self.playing:
+        if playing:
+            start, end = loop_range(self.clip)
+            position = float(self.clip.playing_position)
+            expected = start + (song_beat - self.start_beat)
+            drift = position - expected
+            if self.clip.looping and end > start:
+                span = end - start
+                drift = (drift + span / 2.0) % span - span / 2.0  # wrapped: a loop is a circle
+            if not self.playing or abs(drift) > ANCHOR_TOLERANCE:
+                self.start_beat = song_beat - (position - start)
+                self.dirty = True
+        elif self.playing:
             self.dirty = True
         self.playing = playing
 

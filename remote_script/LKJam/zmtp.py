@@ -17,6 +17,7 @@ import os
 import select
 import socket
 import struct
+import sys
 import time
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Tuple
@@ -325,6 +326,11 @@ class DealerClient(object):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sys.platform == "darwin":
+            # A write to a reset socket must be EPIPE, never a SIGPIPE that ends Live.
+            nosigpipe = getattr(socket, "SO_NOSIGPIPE", 0x1022)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, nosigpipe, 1)
         self._sock = sock
         self._rbuf = bytearray()
         self._wbuf = bytearray()
