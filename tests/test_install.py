@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -100,3 +103,30 @@ def test_the_installed_copy_runs_in_live(tmp_path: Path, monkeypatch: pytest.Mon
     finally:
         for name in [m for m in sys.modules if m == "LKJam" or m.startswith("LKJam.")]:
             del sys.modules[name]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_macos_double_click_installer_runs_install_py(tmp_path: Path) -> None:
+    """The .command runs installers/install.py on its own (no lkjam package needed)."""
+    command = Path(install.__file__).with_name("install-macos.command")
+    assert os.access(command, os.X_OK)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if "venv" not in p
+    )
+    result = subprocess.run(
+        ["bash", str(command), "--dest", str(tmp_path)],
+        input="\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SHA-256 verified" in result.stdout
+    assert install.verify(tmp_path / "LKJam", install.source_files()) == []
+
+
+def test_the_windows_installer_calls_install_py() -> None:
+    bat = Path(install.__file__).with_name("install-windows.bat").read_bytes()
+    assert b"\r\n" in bat and b"install.py %*" in bat and b"pause" in bat
