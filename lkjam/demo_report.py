@@ -1,0 +1,290 @@
+"""What `lkjam demo` measured: the jam as one event stream, its figures, and its files.
+
+Inputs are wall-clock recordings (perf_counter seconds): what the simulated human sent,
+what arrived from `lkjam out`, and the AI notes the engine planned (its debug log).
+Beats come from the fake transport's true beat line (`Timeline`), never from the engine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mido
+import numpy as np
+
+from lkjam.demo_live import BEATS_PER_BAR, Message, Piece, Timeline, unroll
+from lkjam.engine import metrics
+from lkjam.engine.events import ROLE_INDEX, ROLES, make_events
+from lkjam.engine.midi_file import write_midi
+
+# Written by lkjam.engine.generator for every AI note it schedules (engine -v).
+PLAN_LINE = re.compile(r"ai plan pitch=(\d+) beat=(\S+) t_on=(\S+) now=(\S+) after=(-?\d+)")
+MATCH_WINDOW_S = 0.25  # a recorded note-on belongs to a plan if it arrives this close
+
+DEFINITIONS = """\
+definitions
+- latency: for each AI note the engine planned at the very beat of a human note it had
+  just received (a reaction: the model's time-shift after the human note was 0, so the
+  note is due at once), the time from the human note-on leaving the player's MIDI port
+  to that AI note-on arriving at the recorder's port. The whole path: port, engine
+  input queue, one model step, scheduler, port.
+- timing error: for each AI note planned ahead of time (its beat still in the future
+  when the engine committed it), |arrival time at the recorder - the wall time of its
+  planned beat on the fake transport's true beat line|. It adds up the engine's sync
+  error (its beat clock against the real transport) and the send jitter.
+- NiCR (ReaLchords' note-in-chord ratio): over the time when the human or the clip and
+  the AI both sound, the share of the human's and clip's sounding pitch classes that the
+  AI also sounds (lkjam.engine.metrics.nicr; 1 = the AI always covers the others' notes).
+- stuck notes: AI note-ons that never got a note-off, counted after the transport
+  stopped, the script said bye and the engine exited. Must be 0."""
+
+
+@dataclass(frozen=True)
+class PlannedNote:
+    pitch: int
+    beat: float  # song beats
+    t_on: float  # the engine's wall time for it
+    now: float  # when the engine committed it
+    after: int  # role of the event it was planned after
+
+    @property
+    def immediate(self) -> bool:
+        """Due when committed: planned at (or before) the beat of what it answers."""
+        return self.t_on <= self.now
+
+
+def parse_plans(log_text: str) -> list[PlannedNote]:
+    return [
+        PlannedNote(int(m[1]), float(m[2]), float(m[3]), float(m[4]), int(m[5]))
+        for m in PLAN_LINE.finditer(log_text)
+    ]
+
+
+@dataclass(frozen=True)
+class Note:
+    t_on: float
+    t_off: float | None  # None: never released
+    pitch: int
+    velocity: int
+
+
+def pair_notes(messages: Sequence[Message]) -> list[Note]:
+    """Note-ons with their note-offs (per pitch, in order). A note-on of a pitch already
+    sounding ends the sounding one, as a synthesizer would; All Notes Off ends nothing
+    (every note must get its own note-off)."""
+    notes: list[Note] = []
+    sounding: dict[int, tuple[float, int]] = {}
+    for t, m in messages:
+        kind = m[0] & 0xF0
+        if kind not in (0x80, 0x90) or len(m) < 3:
+            continue
+        pitch = m[1]
+        if pitch in sounding:
+            t_on, vel = sounding.pop(pitch)
+            notes.append(Note(t_on, t, pitch, vel))
+        if kind == 0x90 and m[2] > 0:
+            sounding[pitch] = (t, m[2])
+    notes += [Note(t_on, None, pitch, vel) for pitch, (t_on, vel) in sounding.items()]
+    return sorted(notes, key=lambda n: n.t_on)
+
+
+def match_plans(
+    plans: Sequence[PlannedNote], ons: Sequence[Note]
+) -> list[tuple[PlannedNote, float]]:
+    """(plan, arrival time) for every planned note that was heard. Both lists are in time
+    order (the scheduler sends in planned order); plans cancelled before their time (on
+    stop or a mode change) are skipped."""
+    matched = []
+    j = 0
+    for plan in plans:
+        k = j
+        while k < len(ons) and ons[k].t_on < plan.t_on - MATCH_WINDOW_S:
+            k += 1
+        while k < len(ons) and ons[k].t_on <= max(plan.t_on, plan.now) + MATCH_WINDOW_S:
+            if ons[k].pitch == plan.pitch:
+                matched.append((plan, ons[k].t_on))
+                j = k + 1
+                break
+            k += 1
+    return matched
+
+
+def percentiles(values: np.ndarray) -> tuple[float, float]:
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    p50, p99 = np.percentile(values, [50, 99])
+    return float(p50), float(p99)
+
+
+@dataclass
+class Figures:
+    latency_ms: np.ndarray  # per reaction
+    timing_error_ms: np.ndarray  # per scheduled AI note, signed (late > 0)
+    counts: dict[str, int]
+    stuck: int
+    sounding_after_stop: int
+    music: dict[str, float]  # lkjam.engine.metrics.summary
+    planned: int  # AI notes the engine scheduled
+    heard: int  # of which matched to a recorded note-on
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def values(self) -> dict[str, float]:
+        lat50, lat99 = percentiles(self.latency_ms)
+        err50, err99 = percentiles(np.abs(self.timing_error_ms))
+        return {
+            "latency_p50_ms": lat50,
+            "latency_p99_ms": lat99,
+            "latency_n": float(len(self.latency_ms)),
+            "timing_err_p50_ms": err50,
+            "timing_err_p99_ms": err99,
+            "timing_n": float(len(self.timing_error_ms)),
+            "nicr": self.music["nicr"],
+            "chord_fit": self.music["chord_fit"],
+            **{f"notes_{role}": float(self.counts[role]) for role in ROLES},
+            "stuck": float(self.stuck),
+        }
+
+
+def jam_events(
+    piece: Piece, timeline: Timeline, stop_beat: float, human: list[Note], ai: list[Note]
+) -> np.ndarray:
+    """The jam on the song's beat line: human and AI notes placed by their wall times,
+    clip notes by the score. Unreleased notes end at the stop."""
+    rows: list[tuple[float, float, int, int, int]] = []
+    for role, notes in (("human", human), ("ai", ai)):
+        for n in notes:
+            on = timeline.beat_at(n.t_on)
+            off = timeline.beat_at(n.t_off) if n.t_off is not None else max(stop_beat, on)
+            rows.append((on, max(off - on, 1 / 96), n.pitch, max(1, n.velocity), ROLE_INDEX[role]))
+    for beat, pitch, dur, vel in unroll(piece, stop_beat):
+        rows.append((beat, dur, pitch, vel, ROLE_INDEX["clip"]))
+    if not rows:
+        return make_events([], [], [], [], [])
+    beats, durs, pitches, vels, roles = zip(*rows, strict=True)
+    return make_events(beats, durs, pitches, vels, roles)
+
+
+def analyse(
+    piece: Piece,
+    timeline: Timeline,
+    stop_beat: float,
+    human_sent: Sequence[Message],
+    ai_received: Sequence[Message],
+    plans: Sequence[PlannedNote],
+    sounding_after_stop: int,
+) -> tuple[np.ndarray, Figures]:
+    human = pair_notes(human_sent)
+    ai = pair_notes(ai_received)
+    events = jam_events(piece, timeline, stop_beat, human, ai)
+
+    human_on = np.array([n.t_on for n in human])
+    latency, error = [], []
+    matched = match_plans(plans, ai)
+    for plan, arrival in matched:
+        if not plan.immediate:
+            error.append(arrival - timeline.time_at(plan.beat))
+        elif plan.after == ROLE_INDEX["human"]:
+            # The human note it reacts to: the last one sent before the engine planned.
+            i = int(np.searchsorted(human_on, plan.now, side="right")) - 1
+            if i >= 0:
+                latency.append(arrival - human_on[i])
+    counts = {role: int(np.sum(events["role"] == i)) for i, role in enumerate(ROLES)}
+    figures = Figures(
+        latency_ms=1000 * np.array(latency),
+        timing_error_ms=1000 * np.array(error),
+        counts=counts,
+        stuck=sum(1 for n in ai if n.t_off is None),
+        sounding_after_stop=sounding_after_stop,
+        music=metrics.summary(events),
+        planned=len(plans),
+        heard=len(matched),
+    )
+    return events, figures
+
+
+def conductor(
+    timeline: Timeline, stop_beat: float, piece: Piece
+) -> list[tuple[float, mido.MetaMessage]]:
+    """The tempo map (with the change), metre and key of the jam."""
+    key = mido.MetaMessage("key_signature", key=KEY_NAMES[piece.root])
+    items = [
+        (0.0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(timeline.tempo))),
+        (0.0, mido.MetaMessage("time_signature", numerator=BEATS_PER_BAR, denominator=4)),
+        (0.0, key),
+    ]
+    if timeline.change_beat < stop_beat:
+        tempo = mido.bpm2tempo(timeline.new_tempo)
+        items.append((timeline.change_beat, mido.MetaMessage("set_tempo", tempo=tempo)))
+    return items
+
+
+KEY_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+def _fmt(value: float, unit: str = "") -> str:
+    return "n/a" if np.isnan(value) else f"{value:.2f}{unit}"
+
+
+def summary_text(figures: Figures, header: Sequence[str]) -> str:
+    v = figures.values()
+    c = figures.counts
+    lines = [*header, ""]
+    lines.append(f"notes          human {c['human']} · clip {c['clip']} · ai {c['ai']}")
+    lines.append(
+        f"latency        p50 {_fmt(v['latency_p50_ms'], ' ms')} · "
+        f"p99 {_fmt(v['latency_p99_ms'], ' ms')}  ({len(figures.latency_ms)} reactions)"
+    )
+    bias = float(np.mean(figures.timing_error_ms)) if len(figures.timing_error_ms) else np.nan
+    lines.append(
+        f"timing error   p50 {_fmt(v['timing_err_p50_ms'], ' ms')} · "
+        f"p99 {_fmt(v['timing_err_p99_ms'], ' ms')}  ({len(figures.timing_error_ms)} "
+        f"scheduled notes, mean signed {_fmt(bias, ' ms')})"
+    )
+    lines.append(
+        f"NiCR           {_fmt(v['nicr'])}  (chord fit {_fmt(v['chord_fit'])}, "
+        f"melody doubling {_fmt(figures.music['doubling'])})"
+    )
+    lines.append(
+        f"stuck notes    {figures.stuck}  (still sounding once the transport had stopped: "
+        f"{figures.sounding_after_stop})"
+    )
+    lines.append(
+        f"AI notes       {figures.planned} scheduled by the engine, {figures.heard} of them "
+        "heard on the recorder"
+    )
+    return "\n".join(lines)
+
+
+def key_values(figures: Figures) -> str:
+    return " ".join(f"{k}={v:.3f}" for k, v in figures.values().items())
+
+
+def write_files(
+    out: Path,
+    events: np.ndarray,
+    figures: Figures,
+    timeline: Timeline,
+    stop_beat: float,
+    piece: Piece,
+    header: Sequence[str],
+    title: str,
+) -> str:
+    """jam.mid, jam.png and report.txt in `out`; returns the summary text."""
+    from lkjam.engine.pianoroll import draw
+
+    write_midi(out / "jam.mid", events, conductor=conductor(timeline, stop_beat, piece))
+    markers = []
+    if timeline.change_beat < stop_beat:
+        bar = int(timeline.change_beat // BEATS_PER_BAR) + 1
+        text = f"♩={timeline.tempo:.0f} → {timeline.new_tempo:.0f} (bar {bar})"
+        markers.append((timeline.change_beat, text))
+    draw(events, out / "jam.png", numerator=BEATS_PER_BAR, title=title, markers=markers)
+    text = summary_text(figures, header)
+    files = "files: jam.mid (tracks human, clip, ai; tempo map with the change), jam.png, "
+    files += "engine.log"
+    report = f"{text}\n\n{DEFINITIONS}\n\n{files}\nfigures: {key_values(figures)}\n"
+    (out / "report.txt").write_text(report, encoding="utf-8")
+    return text

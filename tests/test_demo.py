@@ -1,0 +1,151 @@
+"""`lkjam demo` end to end: the real engine process, the real remote script in the fake
+Live, real JACK ports (the demo starts its own dummy JACK server), a model file of random
+weights shaped to answer both at once and half a beat later."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+from lkjam.engine.bench import random_tensors
+from lkjam.engine.model_file import ModelMeta, save_model
+
+from lkjam import _step, demo
+from lkjam.demo_live import Timeline
+from lkjam.demo_report import Note, PlannedNote, match_plans, pair_notes
+
+
+def reacting_model(path: Path) -> Path:
+    """Tiny random weights whose next AI note comes at once (~70 %) or half a beat later,
+    lasting half a beat: the demo then has reactions (latency) and scheduled notes
+    (timing error) to measure."""
+    tensors = random_tensors("tiny", seed=3)
+    tensors["heads.time.weight"] *= 0.1  # the context barely moves the time choice
+    bias = tensors["heads.time.bias"]
+    bias[_step.shift_bin(0.0)] += 30.85  # e^0.85 ≈ 2.3 : 1 for "now" over half a beat
+    bias[_step.shift_bin(0.5)] += 30.0
+    tensors["heads.duration.bias"][_step.duration_bin(0.5)] += 30.0
+    meta = ModelMeta(topology="tiny", style="reacting", provenance={"data": "random"})
+    save_model(path, tensors, meta)
+    return path
+
+
+def figures(report: str) -> dict[str, float]:
+    line = next(line for line in report.splitlines() if line.startswith("figures: "))
+    return {k: float(v) for k, v in re.findall(r"(\w+)=(\S+)", line)}
+
+
+@pytest.mark.jack
+def test_demo_jams_through_the_real_parts(tmp_path: Path) -> None:
+    model = reacting_model(tmp_path / "reacting.safetensors")
+    out = tmp_path / "jam"
+    command = [sys.executable, "-m", "lkjam", "demo", "--seconds", "8", "--tempo", "200"]
+    command += ["--out", str(out), "--model", str(model), "--backend", "jack"]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    log = (out / "engine.log").read_text() if (out / "engine.log").exists() else ""
+    assert result.returncode == 0, result.stdout + result.stderr + log
+    assert "MIDI jack (private JACK server" in result.stdout
+    assert "[#" in result.stdout  # progress was shown
+
+    report = (out / "report.txt").read_text()
+    assert "stuck notes    0" in report and "latency" in report and "NiCR" in report
+    f = figures(report)
+    assert f["notes_ai"] > 0 and f["notes_human"] > 0 and f["notes_clip"] > 0
+    assert f["stuck"] == 0
+    assert f["latency_n"] > 0 and 0 < f["latency_p50_ms"] < 100
+    assert f["latency_p50_ms"] <= f["latency_p99_ms"] < 1000
+    assert f["timing_n"] > 0 and 0 <= f["timing_err_p50_ms"] < 100
+    assert f["timing_err_p50_ms"] <= f["timing_err_p99_ms"] < 1000
+    assert 0 <= f["nicr"] <= 1
+    # The summary printed is the report's.
+    assert report.splitlines()[4] in result.stdout
+
+    jam = mido.MidiFile(out / "jam.mid")
+    assert [t.name for t in jam.tracks[1:]] == ["human", "clip", "ai"]
+    tempos = [m.tempo for m in jam.tracks[0] if m.type == "set_tempo"]
+    assert [round(mido.tempo2bpm(t)) for t in tempos] == [200, 220]
+    ai_ons = [m for m in jam.tracks[3] if m.type == "note_on" and m.velocity > 0]
+    assert 0 < len(ai_ons) <= f["notes_ai"]  # a note repeated on its own onset is written once
+
+    assert (out / "jam.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The controls reached the engine: it played accompany with the model it was given.
+    assert "model reacting" in log and "released" in log
+
+
+def test_missing_default_model_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(demo, "DEFAULT_MODEL_PATH", tmp_path / "models" / "default.safetensors")
+    assert demo.main(["--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "default model is not in this install" in err and "--model FILE" in err
+    assert str(tmp_path / "models" / "default.safetensors") in err
+
+
+def test_without_jackd_it_says_what_to_install(tmp_path: Path) -> None:
+    model = reacting_model(tmp_path / "m.safetensors")
+    env = {**os.environ, "PATH": str(tmp_path)}  # no jackd on this PATH
+    env.pop("LKJAM_MIDI_BACKEND", None)
+    command = [sys.executable, "-m", "lkjam", "demo", "--model", str(model), "--backend", "jack"]
+    command += ["--out", str(tmp_path / "out")]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "apt-get install jackd2" in result.stderr
+    assert not (tmp_path / "out" / "report.txt").exists()
+
+
+def test_timeline_changes_tempo_without_a_jump() -> None:
+    line = Timeline(t0=10.0, tempo=120.0, change_beat=8.0, new_tempo=132.0)
+    assert line.change_time == pytest.approx(14.0)
+    assert line.beat_at(14.0 - 1e-9) == pytest.approx(8.0)
+    assert line.beat_at(15.0) == pytest.approx(8.0 + 132 / 60)
+    for beat in (0.0, 3.3, 8.0, 20.5):
+        assert line.beat_at(line.time_at(beat)) == pytest.approx(beat)
+
+
+def test_notes_are_paired_and_stuck_ones_found() -> None:
+    messages = [
+        (0.0, bytes((0x90, 60, 100))),
+        (0.1, bytes((0x90, 64, 90))),
+        (0.2, bytes((0x80, 60, 0))),
+        (0.3, bytes((0x90, 64, 80))),  # retrigger: ends the first 64
+        (0.4, bytes((0xB0, 123, 0))),  # All Notes Off does not count as a note-off
+    ]
+    notes = pair_notes(messages)
+    assert [(n.pitch, n.t_on, n.t_off) for n in notes] == [
+        (60, 0.0, 0.2),
+        (64, 0.1, 0.3),
+        (64, 0.3, None),
+    ]
+
+
+def test_planned_notes_match_what_was_heard() -> None:
+    plans = [
+        PlannedNote(60, 1.0, t_on=1.0, now=0.996, after=1),
+        PlannedNote(62, 1.5, t_on=1.5, now=1.496, after=2),  # cancelled by a stop
+        PlannedNote(64, 2.0, t_on=1.9, now=2.0, after=0),
+    ]
+    heard = [Note(1.002, 1.2, 60, 90), Note(2.003, 2.4, 64, 90)]
+    matched = match_plans(plans, heard)
+    assert [(p.pitch, t) for p, t in matched] == [(60, 1.002), (64, 2.003)]
+    assert not matched[0][0].immediate and matched[1][0].immediate
+    assert np.isclose(matched[1][1] - matched[1][0].now, 0.003)
