@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import select
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +76,9 @@ def test_tiny_preset_trains_three_stages_into_a_loadable_model(
     ]
 
 
-def test_interrupted_run_resumes_to_the_same_weights(cache: Path, tmp_path: Path) -> None:
+def test_interrupted_run_resumes_to_the_same_weights(
+    cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ("--preset", "tiny", "--set", "steps=[3, 3, 3]", "--set", "checkpoint_every=100")
     straight = tmp_path / "straight.safetensors"
     assert run(cache, tmp_path / "a", *args, "--out", str(straight)) == 0
@@ -81,7 +88,9 @@ def test_interrupted_run_resumes_to_the_same_weights(cache: Path, tmp_path: Path
     assert not resumed.exists()
     state = json.loads((tmp_path / "b" / "state.json").read_text())
     assert (state["stage"], state["step"]) == (1, 1)  # stage 2, one step in
+    capsys.readouterr()
     assert run(cache, tmp_path / "b", *args, "--out", str(resumed)) == 0
+    assert f"resuming {tmp_path / 'b'}: stage 2, step 1" in capsys.readouterr().err
 
     a, b = read_tensors(straight)[0], read_tensors(resumed)[0]
     assert a.keys() == b.keys()
@@ -144,3 +153,51 @@ def test_time_cap_ends_every_stage_early_and_still_writes_a_model(
     steps = [s["steps"] for s in result.provenance["stages"]]
     assert len(steps) == 3 and all(s < 1000 for s in steps)
     assert load_model(out).meta.provenance["steps"] == sum(steps)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(cache: Path, tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    cmd = [
+        sys.executable,
+        "-m",
+        "lkjam",
+        "train",
+        "--preset",
+        "tiny",
+        "--set",
+        "steps=[1000000, 1, 1]",
+        "--set",
+        "checkpoint_every=1000000",
+        "--cache",
+        str(cache),
+        "--workdir",
+        str(work),
+        "--out",
+        str(tmp_path / "m.safetensors"),
+    ]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    seen = b""
+    try:
+        # The progress bar appears once training (and the signal handler) has started.
+        while b"stage 1/3 harmonize:" not in seen:
+            ready, _, _ = select.select([proc.stderr], [], [], 60)
+            assert ready, seen.decode(errors="replace")[-2000:]
+            chunk = os.read(proc.stderr.fileno(), 65536)
+            assert chunk, seen.decode(errors="replace")[-2000:]
+            seen += chunk
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, (seen + rest).decode(errors="replace")[-2000:]
+    assert b"stopped after" in rest
+    state = json.loads((work / "state.json").read_text())
+    assert state["stage"] == 0 and state["step"] >= 1
+    again = subprocess.run(
+        [*cmd, "--stop-after", "1", "--no-progress"], capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"resuming {work}: stage 1, step {state['step']}" in again.stderr
+    assert "stopped after 1 steps" in again.stderr

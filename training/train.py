@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -230,8 +232,32 @@ def _optimizer(model: JamGRU, cfg: TrainConfig, lr: float) -> torch.optim.AdamW:
 
 @dataclass
 class Result:
-    finished: bool  # False: stopped early (stop_after); run again to resume
+    finished: bool  # False: stopped early (stop_after, Ctrl-C); run again to resume
     provenance: dict[str, Any]
+
+
+class StopRequest:
+    """Ctrl-C or SIGTERM: finish the current step, save a checkpoint, stop (resumable).
+    A second Ctrl-C stops at once. Installed only in the main thread (signals need it)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def train(
@@ -251,8 +277,37 @@ def train(
 
     `minutes` caps the wall time of this invocation (stages share it by their remaining
     steps, and each stage's learning-rate schedule follows whichever runs out first);
-    `stop_after` stops, resumably, after that many steps in this invocation."""
-    world = world or World()
+    `stop_after` stops, resumably, after that many steps in this invocation, as does
+    Ctrl-C / SIGTERM."""
+    with StopRequest() as stop:
+        return _train(
+            cfg,
+            corpus,
+            plan,
+            out,
+            workdir,
+            world or World(),
+            minutes,
+            stop_after,
+            stop,
+            progress,
+            log,
+        )
+
+
+def _train(
+    cfg: TrainConfig,
+    corpus: Corpus,
+    plan: Plan,
+    out: Path,
+    workdir: Path,
+    world: World,
+    minutes: float | None,
+    stop_after: int | None,
+    stop: StopRequest,
+    progress: bool,
+    log: Callable[[str], None],
+) -> Result:
     deadline = time.monotonic() + minutes * 60 if minutes else None
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -263,7 +318,10 @@ def train(
     if plan.init is not None:
         import_tensors(model, plan.init)
     aug = Augment(cfg.transpose, cfg.jitter, cfg.velocity_noise, cfg.scale_known)
-    run_id = {"config": cfg.to_dict(), "stages": [s.__dict__ for s in plan.stages]}
+    # As JSON sees it (tuples become lists), to compare with a saved state.
+    run_id = json.loads(
+        json.dumps({"config": cfg.to_dict(), "stages": [s.__dict__ for s in plan.stages]})
+    )
     state: dict[str, Any] = {**run_id, "stage": 0, "step": 0, "results": [], "seconds": 0.0}
     state["best"] = None  # {"nll", "step"} of the stage's best validation so far
     workdir.mkdir(parents=True, exist_ok=True)
@@ -317,7 +375,7 @@ def train(
             if budget is not None:
                 progress_frac = max(progress_frac, elapsed / max(budget, 1e-9))
             out_of_time = budget is not None and elapsed >= budget
-            halt = stop_after is not None and done_here >= stop_after
+            halt = stop.requested or (stop_after is not None and done_here >= stop_after)
             if world.any(out_of_time or halt):
                 stopped = halt and not out_of_time
                 break
@@ -356,7 +414,10 @@ def train(
             state["seconds"] = seconds
             if world.main:
                 _save_checkpoint(workdir, model, opt, state)
-                log(f"stopped after {done_here} steps; run the same command to resume")
+                log(
+                    f"stopped after {done_here} steps (checkpoint saved in {workdir}); "
+                    "run the same command to resume"
+                )
             world.barrier()
             return Result(False, {})
         # End of stage: keep the best validated weights, then held-out NLL on every stage's
