@@ -102,7 +102,11 @@ def test_interrupted_run_resumes_to_the_same_weights(
 
 
 def test_style_fine_tunes_from_a_base_model(
-    tiny_model: Path, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model: Path,
+    cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder = tmp_path / "my songs"
     folder.mkdir()
@@ -124,6 +128,12 @@ def test_style_fine_tunes_from_a_base_model(
     base = read_tensors(tiny_model)[0]
     tuned = read_tensors(styles / "mine.safetensors")[0]
     assert any(not np.array_equal(base[k], tuned[k]) for k in base)
+    # New data is a new run, never a "resume" of the old one (nor its finished weights).
+    write_song(folder / "s9.mid", melody_base=75)
+    capsys.readouterr()
+    assert run(cache, tmp_path / "w", *args) == 0
+    assert "resuming" not in capsys.readouterr().err
+    assert load_model(styles / "mine.safetensors").meta.provenance["data"]["midi"]["used"] == 5
 
 
 def test_bad_inputs_give_clear_errors(

@@ -129,6 +129,7 @@ def train_main(argv: Sequence[str]) -> int:
                 return 2
             base = args.base or DEFAULT_MODEL_PATH
             tensors, meta = read_tensors(base)
+            base_digest = hashlib.sha256(base.read_bytes()).hexdigest()[:16]
             cfg = cfg.replace(topology=meta.topology)
             folder: Path = args.folder
 
@@ -152,6 +153,7 @@ def train_main(argv: Sequence[str]) -> int:
                 [Stage("style", cfg.style_steps, cfg.style_lr)],
                 style=args.style,
                 init=tensors,
+                init_digest=base_digest,
                 provenance={
                     "command": command,
                     "preset": args.preset,
@@ -159,6 +161,7 @@ def train_main(argv: Sequence[str]) -> int:
                         "file": base.name,
                         "style": meta.style,
                         "steps": meta.provenance.get("steps"),
+                        "sha256": base_digest,
                     },
                 },
             )
@@ -172,7 +175,8 @@ def train_main(argv: Sequence[str]) -> int:
     except (DataError, ModelFileError) as exc:
         print(f"lkjam train: {exc}", file=sys.stderr)
         return 2
-    workdir = args.workdir or _default_workdir(kind, cfg, [s.__dict__ for s in plan.stages])
+    run_key = [[s.__dict__ for s in plan.stages], plan.init_digest, corpus.digest()]
+    workdir = args.workdir or _default_workdir(kind, cfg, run_key)
     if world.main:
         print(f"data: {corpus.describe()}\ncheckpoints: {workdir}", file=sys.stderr)
     if args.fresh and world.main:

@@ -669,6 +669,16 @@ class Corpus:
     valid: dict[str, list[Piece]]  # carved from train: picks each stage's best step
     info: dict[str, dict[str, object]]  # source -> parse info, counts, split
 
+    def digest(self) -> str:
+        """Names this exact data (pieces, events and split): a run resumes only on it."""
+        h = hashlib.sha256()
+        for part in (self.train, self.valid, self.held_out):
+            for source in sorted(part):
+                for p in part[source]:
+                    h.update(f"{source}|{p.name}|".encode())
+                    h.update(p.events.tobytes())
+        return h.hexdigest()[:16]
+
     def describe(self) -> str:
         return ", ".join(
             f"{s}: {len(self.train[s])} train / {len(self.valid[s])} valid / "

@@ -69,6 +69,7 @@ class Plan:
     stages: list[Stage]
     style: str = "default"
     init: dict[str, np.ndarray] | None = None  # start weights (a style starts from default)
+    init_digest: str = ""  # names the start weights: a checkpoint from others is not resumed
     provenance: dict[str, Any] = field(default_factory=dict)  # extra facts for the model file
 
 
@@ -320,7 +321,14 @@ def _train(
     aug = Augment(cfg.transpose, cfg.jitter, cfg.velocity_noise, cfg.scale_known)
     # As JSON sees it (tuples become lists), to compare with a saved state.
     run_id = json.loads(
-        json.dumps({"config": cfg.to_dict(), "stages": [s.__dict__ for s in plan.stages]})
+        json.dumps(
+            {
+                "config": cfg.to_dict(),
+                "stages": [s.__dict__ for s in plan.stages],
+                "init": plan.init_digest,
+                "data": corpus.digest(),
+            }
+        )
     )
     state: dict[str, Any] = {**run_id, "stage": 0, "step": 0, "results": [], "seconds": 0.0}
     state["best"] = None  # {"nll", "step"} of the stage's best validation so far
