@@ -143,6 +143,8 @@ def test_bad_inputs_give_clear_errors(
     assert "unknown training config key(s) ['window_size']" in capsys.readouterr().err
     assert run(cache, tmp_path, "--preset", "tiny", "--set", "batch=big") == 2
     assert "'batch' must be int" in capsys.readouterr().err
+    assert run(cache, tmp_path, "--preset", "tiny", "--style", "a b", str(tmp_path)) == 2
+    assert "style name 'a b' must be" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
     code = run(cache, tmp_path, "--preset", "tiny", "--style", "x", str(empty), "--base", "nope")

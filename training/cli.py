@@ -24,6 +24,7 @@ from lkjam.engine.model_file import (
     STYLES_DIR,
     ModelFileError,
     read_tensors,
+    resolve_style,
 )
 from lkjam.training.config import PRESETS, TrainConfig, load_config
 from lkjam.training.curriculum import CURRICULUM
@@ -126,6 +127,13 @@ def train_main(argv: Sequence[str]) -> int:
         else:
             if args.folder is None:
                 print("lkjam train: --style NAME needs a folder of MIDI files", file=sys.stderr)
+                return 2
+            try:  # the engine's rule for style names (a missing style is fine: we make it)
+                resolve_style(args.style)
+            except ModelFileError:
+                pass
+            except ValueError as exc:
+                print(f"lkjam train: --style: {exc}", file=sys.stderr)
                 return 2
             base = args.base or DEFAULT_MODEL_PATH
             tensors, meta = read_tensors(base)
