@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -201,6 +202,8 @@ def schedule(seconds_left: float, tempo: float) -> tuple[Timeline, float, float]
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if importlib.util.find_spec("matplotlib") is None:  # for jam.png; found out before playing
+        raise DemoError("drawing jam.png needs matplotlib: pip install 'lkjam[train]'")
     model_path = resolve_model(args.model)
     try:
         model = load_model(model_path)
@@ -218,12 +221,19 @@ def run(args: argparse.Namespace) -> int:
 
     with contextlib.ExitStack() as stack:
         jack = ""
+        notes = []
         if backend == "jack":
             jack = f"lkjam-demo-{os.getpid()}"
             try:
-                stack.enter_context(JackServer(jack))  # sets JACK_DEFAULT_SERVER for us all
+                server = stack.enter_context(JackServer(jack))  # sets JACK_DEFAULT_SERVER
             except JackUnavailable as exc:
                 raise DemoError(f"{exc}. To run the demo, {INSTALL_HINT['linux']}.") from None
+            period_ms = 1000 * server.period / server.rate
+            notes.append(
+                f"JACK moves MIDI once per period ({server.period} frames at {server.rate} Hz "
+                f"= {period_ms:.2f} ms here), so latency and timing error include up to two "
+                "periods of transport between the ports."
+            )
         # The controls rack's style macro must point at the model the demo plays: give the
         # engine a styles folder holding just that model.
         styles_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -305,7 +315,9 @@ def run(args: argparse.Namespace) -> int:
         f"MIDI {backend}" + (f" (private JACK server {jack})" if jack else "") + f" · sync: {sync}",
     ]
     title = f"lkjam demo: {piece.name} · {args.mode.replace('_', ' ')}"
-    text = write_files(out, events, figures, timeline, stop_beat, piece, header, title)
+    text = write_files(
+        out, events, figures, timeline, stop_beat, piece, header, title, args.mode, notes
+    )
     print(text)
     print(f"wrote {out / 'jam.mid'}, {out / 'jam.png'}, {out / 'report.txt'}")
     if figures.stuck:
@@ -354,3 +366,6 @@ def main(argv: Sequence[str]) -> int:
     except (DemoError, PortError, OSError) as exc:
         print(f"lkjam demo: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # everything was stopped on the way out
+        print("\nlkjam demo: interrupted", file=sys.stderr)
+        return 130

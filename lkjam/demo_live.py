@@ -166,7 +166,8 @@ def human_part(
 ) -> list[Message]:
     """The human's messages with their send times: the melody looped from bar 2 until
     `stop_beat`, onsets jittered (Gaussian, `JITTER_S`), velocities shaped by the metre
-    and varied. In call and response the human plays two bars and leaves two for the AI."""
+    and varied. In call and response the human plays two bars (from bar 2) and leaves the
+    next two for the AI's answer."""
     rng = np.random.default_rng(seed)
     out: list[Message] = []
     last_off = timeline.time_at(stop_beat) - 0.05  # every key is up before the stop
@@ -174,7 +175,8 @@ def human_part(
         for beat0, pitch, dur in piece.melody:
             beat = k * piece.length + beat0
             bar = int(beat // BEATS_PER_BAR)
-            if beat < INTRO_BEATS or beat >= stop_beat or (call_response and bar % 4 >= 2):
+            answer_bars = call_response and (bar - 1) % 4 >= 2
+            if beat < INTRO_BEATS or beat >= stop_beat or answer_bars:
                 continue
             t_on = timeline.time_at(beat) + float(np.clip(rng.normal(0, JITTER_S), -0.012, 0.012))
             t_off = timeline.time_at(beat + dur * LEGATO) + float(rng.normal(0, JITTER_S))

@@ -167,6 +167,17 @@ def jam_events(
     return make_events(beats, durs, pitches, vels, roles)
 
 
+def music_figures(events: np.ndarray) -> dict[str, float]:
+    """lkjam.engine.metrics against the human and clip parts together, plus the call and
+    response figures against the human alone (the bass clip never pauses)."""
+    human = (ROLE_INDEX["human"],)
+    return {
+        **metrics.summary(events),
+        "human_overlap": metrics.overlap(events, human),
+        "human_answer_delay_beats": metrics.answer_delay(events, human),
+    }
+
+
 def analyse(
     piece: Piece,
     timeline: Timeline,
@@ -198,7 +209,7 @@ def analyse(
         counts=counts,
         stuck=sum(1 for n in ai if n.t_off is None),
         sounding_after_stop=sounding_after_stop,
-        music=metrics.summary(events),
+        music=music_figures(events),
         planned=len(plans),
         heard=len(matched),
     )
@@ -228,7 +239,7 @@ def _fmt(value: float, unit: str = "") -> str:
     return "n/a" if np.isnan(value) else f"{value:.2f}{unit}"
 
 
-def summary_text(figures: Figures, header: Sequence[str]) -> str:
+def summary_text(figures: Figures, header: Sequence[str], mode: str) -> str:
     v = figures.values()
     c = figures.counts
     lines = [*header, ""]
@@ -247,6 +258,13 @@ def summary_text(figures: Figures, header: Sequence[str]) -> str:
         f"NiCR           {_fmt(v['nicr'])}  (chord fit {_fmt(v['chord_fit'])}, "
         f"melody doubling {_fmt(figures.music['doubling'])})"
     )
+    if mode == "call_response":
+        lines.append(
+            "call/response  answer delay "
+            f"{_fmt(figures.music['human_answer_delay_beats'], ' beats')} after the human's "
+            f"phrase · overlap with the human {_fmt(figures.music['human_overlap'])}  (no "
+            "reactions at once here: the AI answers when the phrase ends)"
+        )
     lines.append(
         f"stuck notes    {figures.stuck}  (still sounding once the transport had stopped: "
         f"{figures.sounding_after_stop})"
@@ -271,6 +289,8 @@ def write_files(
     piece: Piece,
     header: Sequence[str],
     title: str,
+    mode: str,
+    notes: Sequence[str] = (),
 ) -> str:
     """jam.mid, jam.png and report.txt in `out`; returns the summary text."""
     from lkjam.engine.pianoroll import draw
@@ -282,9 +302,10 @@ def write_files(
         text = f"♩={timeline.tempo:.0f} → {timeline.new_tempo:.0f} (bar {bar})"
         markers.append((timeline.change_beat, text))
     draw(events, out / "jam.png", numerator=BEATS_PER_BAR, title=title, markers=markers)
-    text = summary_text(figures, header)
+    text = summary_text(figures, header, mode)
     files = "files: jam.mid (tracks human, clip, ai; tempo map with the change), jam.png, "
     files += "engine.log"
-    report = f"{text}\n\n{DEFINITIONS}\n\n{files}\nfigures: {key_values(figures)}\n"
+    definitions = "\n".join([DEFINITIONS, *(f"- {note}" for note in notes)])
+    report = f"{text}\n\n{definitions}\n\n{files}\nfigures: {key_values(figures)}\n"
     (out / "report.txt").write_text(report, encoding="utf-8")
     return text
