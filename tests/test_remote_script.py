@@ -424,3 +424,30 @@ def test_clip_anchor_follows_live_without_spurious_resends(engine: Engine, port:
     # Same phase modulo the loop: 1 beat earlier.
     assert (first["start_beat"] - moved["start_beat"]) % 4.0 == pytest.approx(1.0, abs=1e-6)
     live.disconnect()
+
+
+def test_a_clip_whose_track_moves_is_re_keyed(engine: Engine, port: int) -> None:
+    s = build_set()
+    live = s["live"]
+    surface = live.load_surface(port=port)
+    live.play()
+    live.fire(s["bass"], 0)
+    run_until(live, engine, lambda: bool(engine.of_type("clip")))
+    assert engine.of_type("clip")[-1]["track"] == 2
+
+    # A new track at the top: the bass track is now index 3.
+    song = live.song
+    new = live.Live.Track.Track(song, "Pad")
+    song._set("tracks", (new, *song.tracks))
+    run_until(live, engine, lambda: len(engine.of_type("clip")) >= 3)
+    old, moved = engine.of_type("clip")[1:3]
+    assert (old["track"], old["playing"]) == (2, False)
+    assert (moved["track"], moved["playing"], moved["name"]) == (3, True, "bassline")
+
+    # The bass track is deleted: its clip stops existing for the engine.
+    song._set("tracks", tuple(t for t in song.tracks if t is not s["bass"]))
+    run_until(live, engine, lambda: engine.of_type("clip")[-1]["playing"] is False)
+    assert engine.of_type("clip")[-1]["track"] == 3
+    assert all_listeners(live, []) == surface.listener_count
+    live.disconnect()
+    assert s["bass"]._listener_count() + s["bassline"]._listener_count() == 0

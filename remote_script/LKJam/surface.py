@@ -9,12 +9,13 @@ set from inside a notification, and flags keep every callback O(1).
 import os
 import platform
 import time
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 import Live
 
 from . import messages
-from .clip import ClipHandler, clip_location, read_notes, write_notes
+from .clip import CLIP_ROLES, ClipHandler, clip_location, read_notes, write_notes
 from .controls import ControlsHandler, find_rack
 from .listeners import ListenerRegistry
 from .song import SongHandler
@@ -23,7 +24,8 @@ from .zmtp import DealerClient
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5678
-MAX_INCOMING_PER_TICK = 16  # engine messages handled per tick; the rest wait
+MAX_INCOMING_PER_TICK = 16  # engine messages handled per tick; the rest wait...
+INBOX_LIMIT = 256  # ...in a bounded inbox (oldest dropped beyond it)
 MAX_CLIPS_PER_TICK = 4  # clip messages built per tick (each reads a clip's notes)
 MAX_LOGGED_ERRORS = 50
 
@@ -65,6 +67,7 @@ class LKJam(object):
         self._controls: Optional[ControlsHandler] = None
         self._controls_dirty = True
         self._clips: Dict[Tuple[int, int], ClipHandler] = {}
+        self._inbox: Deque[List[bytes]] = deque(maxlen=INBOX_LIMIT)
         self._structure_dirty = True
         self._clips_dirty = True
         self._styles: List[str] = []
@@ -166,12 +169,11 @@ class LKJam(object):
         received = self._client.poll()
         if was_connected and not self._client.connected:
             self._show("lkjam: engine connection lost, reconnecting")
-        for frames in received[:MAX_INCOMING_PER_TICK]:
-            self._receive(frames)
-        if len(received) > MAX_INCOMING_PER_TICK:
-            self._log_once(
-                "more than %d engine messages in one tick; extra dropped" % MAX_INCOMING_PER_TICK
-            )
+        if len(self._inbox) + len(received) > INBOX_LIMIT:
+            self._log_once("engine messages arrive faster than ticks; oldest dropped")
+        self._inbox.extend(received)
+        for _ in range(min(MAX_INCOMING_PER_TICK, len(self._inbox))):
+            self._receive(self._inbox.popleft())
         if self._structure_dirty:
             self._rebuild()
         if self._clips_dirty:
@@ -257,10 +259,7 @@ class LKJam(object):
             if rack is not None:
                 self._controls = ControlsHandler(rack, self._registry)
         self._controls_dirty = True
-        # Track indexes and roles may have moved: every watched clip is re-derived.
-        for handler in self._clips.values():
-            handler.close()
-        self._clips = {}
+        # Track indexes and roles may have moved: the rescan re-keys the watched clips.
         self._clips_dirty = True
 
     def _rescan_clips(self) -> None:
@@ -276,7 +275,10 @@ class LKJam(object):
             wanted[(track_handler.index, slot)] = (clip, track_handler.role)
         for key in list(self._clips):
             handler = self._clips[key]
-            if key not in wanted or wanted[key][0] != handler.clip:
+            clip, role = wanted.get(key, (None, ""))
+            if clip is None or clip != handler.clip or CLIP_ROLES[role] != handler.role:
+                # Gone, replaced, moved to another index or role: the engine forgets the
+                # old entry; the new one (if any) is announced under its new key.
                 del self._clips[key]
                 handler.close()
                 self._send_gone(handler)
