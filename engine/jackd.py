@@ -7,12 +7,15 @@ is stopped by its pid.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from types import TracebackType
+from typing import IO
 
 
 class JackUnavailable(RuntimeError):
@@ -31,6 +34,7 @@ class JackServer:
         self.period = period
         self.rate = rate
         self.process: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] = io.BytesIO()
         self._previous_default: str | None = None
 
     def start(self, timeout_s: float = 10.0) -> JackServer:
@@ -41,8 +45,11 @@ class JackServer:
             )
         command = [jackd, "-n", self.name, "--no-realtime", "-d", "dummy"]
         command += ["-r", str(self.rate), "-p", str(self.period)]
+        # stderr goes to a file, not a pipe: under CPU load jackd prints xrun lines, and a
+        # pipe nobody drains fills up and blocks jackd (and every JACK client with it).
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            command, stdout=subprocess.DEVNULL, stderr=self._stderr, start_new_session=True
         )
         self._previous_default = os.environ.get("JACK_DEFAULT_SERVER")
         os.environ["JACK_DEFAULT_SERVER"] = self.name
@@ -55,7 +62,8 @@ class JackServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                self._stderr.seek(0)
+                err = self._stderr.read().decode(errors="replace")
                 self.stop()
                 raise JackUnavailable(f"jackd -n {self.name} exited at start: {err.strip()}")
             if jack_wait is None:
@@ -80,8 +88,8 @@ class JackServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
-        if process is not None and process.stderr is not None:
-            process.stderr.close()
+        if process is not None:
+            self._stderr.close()
         if os.environ.get("JACK_DEFAULT_SERVER") == self.name:
             if self._previous_default is None:
                 os.environ.pop("JACK_DEFAULT_SERVER", None)
