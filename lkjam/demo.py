@@ -82,10 +82,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--tempo", type=float, default=100.0, help="starting tempo, BPM (default 100)")
     p.add_argument("--mode", choices=("accompany", "call_response"), default="accompany")
     # Advanced: a model file instead of the shipped one, the MIDI backend, the sync source.
+    # Sync is the script's transport snapshots by default: MIDI clock counts ticks, and
+    # JACK drops MIDI at xruns on an overloaded machine, which shifts a tick count for good.
     p.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--backend", choices=sorted(BACKENDS), help=argparse.SUPPRESS)
     p.add_argument(
-        "--sync", choices=("clock", "transport"), default="clock", help=argparse.SUPPRESS
+        "--sync", choices=("transport", "clock"), default="transport", help=argparse.SUPPRESS
     )
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(list(argv))
