@@ -175,6 +175,9 @@ class MidiInput(_Port):
     def close(self) -> None:
         if self._midi is not None:
             self._midi.cancel_callback()
+            # rtmidi calls us from JACK's process thread, which may be waiting for the GIL
+            # right now; closing the port waits for that thread, so let it finish first.
+            time.sleep(0.01)
         super().close()
 
 

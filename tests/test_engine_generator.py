@@ -1,0 +1,250 @@
+"""The real-time decoding rule, in process: the real step, a simulated clock, a list as port.
+
+Time is simulated (1 ms ticks), so these tests are exact about *when* notes go out
+without ever depending on the machine's speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from lkjam.engine.bench import random_model
+from lkjam.engine.generator import MAX_NOTES_PER_BEAT, Generator
+from lkjam.engine.model_file import load_model
+
+from lkjam import _step
+
+TEMPO = 120.0
+BPS = TEMPO / 60.0
+NOW = {"time": {0: 40.0}}  # every plan is "at once" (shift 0)
+HALF = {"time": {_step.shift_bin(0.5): 40.0}}  # every plan is half a beat later
+LONG = {"duration": {len(_step.DURATION_VALUES) - 1: 40.0}}  # 16-beat notes
+
+
+class ListOutput:
+    def __init__(self, clock: Rig) -> None:
+        self.rig = clock
+        self.sent: list[tuple[float, tuple[int, ...]]] = []
+
+    def send(self, message: Sequence[int]) -> None:
+        self.sent.append((self.rig.now, tuple(message)))
+
+
+class Rig:
+    """A generator on a simulated clock; song beat = (now - t0) * BPS while playing."""
+
+    def __init__(self, tmp_path: Path, bias: Mapping[str, Mapping[int, float]] = {}) -> None:
+        self.tmp_path = tmp_path
+        self.now = 100.0
+        self.t0 = self.now
+        self.out = ListOutput(self)
+        self.model_path = random_model(tmp_path / "m.safetensors", "tiny", head_bias=bias)
+        self.gen = Generator(load_model(self.model_path), self.out, clock=lambda: self.now)
+        self.playing = True
+        self.last_transport = -1.0
+
+    def beat(self, t: float | None = None) -> float:
+        return ((self.now if t is None else t) - self.t0) * BPS
+
+    def message(self, kind: str, **fields: Any) -> None:
+        assert self.gen.submit("message", {"v": 1, "type": kind, **fields})
+
+    def transport(self) -> None:
+        self.message(
+            "transport",
+            tempo=TEMPO,
+            beat=self.beat(),
+            playing=self.playing,
+            sig=[4, 4],
+            t=self.now,
+        )
+        self.last_transport = self.now
+
+    def midi(self, *data: int) -> None:
+        self.gen.midi_queue.append((self.now, bytes(data)))
+
+    def run(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            if self.now - self.last_transport >= 0.1:
+                self.transport()
+            self.gen.tick(self.now)
+            self.now = round(self.now + 0.001, 6)
+
+    def run_to_beat(self, beat: float) -> None:
+        self.run(self.t0 + beat / BPS - self.now)
+
+    def ai_on(self) -> list[tuple[float, int]]:
+        """(song beat, pitch) of every AI note-on sent."""
+        return [(self.beat(t), m[1]) for t, m in self.out.sent if m[0] == 0x90 and m[2] > 0]
+
+    def sounding(self) -> set[int]:
+        notes: set[int] = set()
+        for _, m in self.out.sent:
+            if m[0] == 0x90 and m[2] > 0:
+                notes.add(m[1])
+            elif m[0] in (0x80, 0x90):
+                notes.discard(m[1])
+        return notes
+
+
+def clip(notes: list[list[float]], **fields: Any) -> dict[str, Any]:
+    message = {
+        "track": 1,
+        "slot": 0,
+        "name": "bass",
+        "role": "clip",
+        "length": 4.0,
+        "looping": True,
+        "loop": [0.0, 4.0],
+        "playing": True,
+        "start_beat": 0.0,
+        "notes": notes,
+    }
+    message.update(fields)
+    return message
+
+
+def test_clip_notes_are_known_ahead_so_the_ai_plays_with_them(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, NOW)
+    rig.run(0.05)
+    rig.message("clip", **clip([[38, 1.0, 1.0, 100], [45, 3.0, 1.0, 100]]))
+    rig.run_to_beat(8.5)
+    onsets = sorted({round(beat, 3) for beat, _ in rig.ai_on()})
+    # Every clip note (beats 1, 3, 5, 7) gets AI notes sent on its beat: no logical latency.
+    assert onsets == [1.0, 3.0, 5.0, 7.0]
+    events = list(rig.gen.history)
+    first_ai = next(i for i, e in enumerate(events) if e[1] == _step.ROLE_AI)
+    assert events[first_ai - 1][1] == _step.ROLE_CLIP  # fed in stream order: clip, then ai
+    assert events[first_ai - 1][0] == events[first_ai][0]
+
+
+def test_human_note_gets_a_reaction_in_the_same_pass_and_at_most_a_beat_of_notes(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path, NOW)
+    rig.run(0.5)
+    rig.midi(0x90, 60, 100)
+    t_in = rig.now
+    rig.run(0.001)
+    ons = [t for t, m in rig.out.sent if m[0] == 0x90]
+    assert ons and ons[0] == t_in
+    rig.run(1.0)
+    assert len(rig.ai_on()) == MAX_NOTES_PER_BEAT  # the density bound, then WAIT
+
+
+def test_ai_notes_land_on_the_beat_grid(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, HALF)
+    rig.run(0.05)
+    rig.message("clip", **clip([[38, 0.0, 1.0, 100]], looping=False, start_beat=1.0))
+    rig.run_to_beat(9.0)
+    beats = np.array([b for b, _ in rig.ai_on()])
+    assert len(beats) >= 14
+    # Sent within one simulated tick (1 ms = 0.002 beats) of a half-beat.
+    assert np.abs(beats * 2 - np.round(beats * 2)).max() <= 0.004 + 1e-9
+
+
+def test_scale_lock_keeps_ai_notes_in_the_scale(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.message("scale", root=2, intervals=[0, 2, 3, 5, 7, 9, 10])
+    rig.run(0.05)
+    for k in range(48):
+        rig.midi(0x90, 60 + k % 12, 100)
+        rig.run(0.25)
+        rig.midi(0x80, 60 + k % 12, 0)
+    pitches = {p for _, p in rig.ai_on()}
+    assert len(pitches) >= 8
+    assert {p % 12 for p in pitches} <= {2, 4, 5, 7, 9, 11, 0}
+
+
+@pytest.mark.parametrize("how", ["stop", "mode", "release", "swap"])
+def test_every_sounding_note_is_released(tmp_path: Path, how: str) -> None:
+    rig = Rig(tmp_path, {**HALF, **LONG})
+    rig.run(0.05)
+    rig.midi(0x90, 60, 100)
+    rig.run(2.0)
+    assert len(rig.sounding()) >= 2
+    if how == "stop":
+        rig.playing = False
+        rig.transport()
+    elif how == "mode":
+        rig.message("controls", mode="off")
+    elif how == "release":
+        rig.gen.submit("release", "last client gone")
+    else:
+        other = random_model(tmp_path / "other.safetensors", "tiny", seed=1, style="other")
+        rig.gen.submit("model", load_model(other))
+    rig.run(0.01)
+    assert rig.sounding() == set()
+    assert rig.out.sent[-1][1] == (0xB0, 123, 0)  # and All Notes Off
+    if how == "swap":
+        assert rig.gen.model.meta.style == "other"
+
+
+def test_call_and_response_answers_after_the_phrase_and_yields(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, HALF)
+    rig.message("controls", mode="call_response", turn_bars=1, cycle_bars=0)
+    rig.run(0.05)
+    phrase = [(1.0, 60), (1.5, 62), (2.0, 64), (3.0, 65)]  # beats
+    for beat, pitch in phrase:
+        rig.run_to_beat(beat)
+        rig.midi(0x90, pitch, 100)
+        rig.run(0.2)
+        rig.midi(0x80, pitch, 0)
+    rig.run_to_beat(9.0)
+    answer = [b for b, _ in rig.ai_on()]
+    assert answer, "no answer"
+    # Nothing during the phrase; the answer starts after a beat of silence and lasts a bar.
+    assert min(answer) >= 3.0 + 1.0
+    assert max(answer) < min(answer) + 4.0 + 0.5
+    # The human barges in during the next answer: the AI stops at once.
+    rig.midi(0x90, 67, 100)
+    rig.run(0.2)
+    rig.midi(0x80, 67, 0)
+    rig.run_to_beat(10.8)  # phrase over at 10.4; answer under way
+    before = len(rig.ai_on())
+    assert before > len(answer)
+    rig.midi(0x90, 69, 100)
+    t_barge = rig.beat()
+    rig.run(1.0)
+    assert all(b <= t_barge for b, _ in rig.ai_on()[before:])
+
+
+def test_trigger_note_hands_over_the_turn_at_once(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, HALF)
+    rig.message("controls", mode="call_response", turn_bars=1, cycle_bars=0, trigger_note=36)
+    rig.run(0.05)
+    rig.midi(0x90, 60, 100)  # held: no phrase end
+    rig.run_to_beat(2.0)
+    assert rig.ai_on() == []
+    rig.midi(0x90, 36, 100)
+    rig.run_to_beat(3.0)
+    first = rig.ai_on()
+    assert first and first[0][0] <= 2.25 + 0.004
+
+
+def test_fixed_cycles_give_the_ai_the_last_bars(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, HALF)
+    rig.message("controls", mode="call_response", turn_bars=1, cycle_bars=2)
+    rig.run(0.05)
+    for k in range(32):  # the human plays eighths all along
+        rig.run_to_beat(0.5 + k / 2)
+        rig.midi(0x90, 60, 100)
+        rig.midi(0x80, 60, 0)
+    rig.run_to_beat(16.0)
+    beats = [b for b, _ in rig.ai_on()]
+    assert beats
+    assert all(4.0 <= b % 8.0 < 8.0 for b in beats)  # only in the second bar of each cycle
+
+
+def test_mode_off_plays_nothing(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, NOW)
+    rig.message("controls", mode="off")
+    rig.run(0.05)
+    rig.midi(0x90, 60, 100)
+    rig.run(1.0)
+    assert rig.ai_on() == []

@@ -1,0 +1,178 @@
+"""The engine as a process: real pyzmq, real JACK MIDI ports, a DEALER as the script."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from engine_harness import Client, Engine, Midi, Transport, play, wait_for
+from lkjam.engine.bench import random_model
+from lkjam.engine.jackd import JackServer
+
+from lkjam import _step
+
+pytestmark = pytest.mark.jack
+
+HALF = {"time": {_step.shift_bin(0.5): 40.0}}  # every plan half a beat after the last event
+LONG = {"duration": {len(_step.DURATION_VALUES) - 1: 40.0}}  # 16-beat notes
+D_DORIAN = [0, 2, 3, 5, 7, 9, 10]
+MELODY = [(b, p, 0.4) for b, p in zip(np.arange(1.0, 9.0, 1.0), [62, 64, 65, 67, 69, 67, 65, 64])]
+
+
+class Session:
+    """An engine, a client that said hello, a transport sender and the JACK ports."""
+
+    def __init__(self, tmp_path: Path, bias: dict[str, dict[int, float]], *args: str) -> None:
+        model = random_model(tmp_path / "model.safetensors", "default", head_bias=bias)
+        self.engine = Engine(tmp_path, model, *args)
+        self.client = Client(self.engine.endpoint)
+        self.welcome = self.client.hello()
+        self.midi = Midi(self.engine.in_name, self.engine.out_name)
+        self.transport = Transport(self.engine.endpoint)
+        wait_for(lambda: "transport start" in self.engine.log(), 10, "the engine playing")
+
+    def close(self) -> None:
+        self.transport.close()
+        self.client.close()
+        self.midi.close()
+        self.engine.stop()
+
+
+@pytest.fixture
+def session(jack_server: JackServer, tmp_path: Path) -> Iterator[Session]:
+    s = Session(tmp_path, HALF)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def long_notes(jack_server: JackServer, tmp_path: Path) -> Iterator[Session]:
+    s = Session(tmp_path, {**HALF, **LONG})
+    yield s
+    s.close()
+
+
+def test_ai_answers_the_melody_in_tempo_and_in_scale(session: Session) -> None:
+    assert session.welcome["engine_version"] and session.welcome["model"] == "random"
+    session.client.send("scale", root=2, intervals=D_DORIAN)
+    session.client.send("controls", mode="accompany", temperature=1.0, density=0.5)
+    play(session.midi, session.transport, MELODY)
+    ons = session.midi.note_ons()
+    assert len(ons) >= 10, session.engine.log()
+    beats = np.array([session.transport.beat(t) for t, _ in ons])
+    # The model plans half a beat after each event and the melody is on the beat, so every
+    # AI note belongs on the half-beat grid of the tempo the transport gave (120 bpm).
+    off_grid_ms = np.abs(beats * 2 - np.round(beats * 2)) / 2 * 500
+    assert np.percentile(off_grid_ms, 90) < 6.0 and off_grid_ms.max() < 15.0, off_grid_ms
+    assert {p % 12 for _, p in ons} <= {(2 + i) % 12 for i in D_DORIAN}
+
+
+def test_clip_notes_are_accompanied_on_their_beats(session: Session) -> None:
+    bass = [[38, 0.0, 1.0, 100], [45, 2.0, 1.0, 100]]
+    start = round(session.transport.beat(session.transport.t0) + 2.0)  # song beat 2
+    session.client.send(
+        "clip",
+        track=1,
+        slot=0,
+        name="bass",
+        role="clip",
+        length=4.0,
+        looping=True,
+        loop=[0.0, 4.0],
+        playing=True,
+        start_beat=float(start),
+        notes=bass,
+    )
+    wait_for(lambda: len(session.midi.note_ons()) >= 12, 10, "AI notes")
+    beats = np.array([session.transport.beat(t) for t, _ in session.midi.note_ons()])
+    assert beats.min() >= start - 0.05
+    assert np.percentile(np.abs(beats * 2 - np.round(beats * 2)) * 250, 90) < 6.0
+
+
+@pytest.mark.parametrize("how", ["stop", "sigterm", "last client gone", "mode off"])
+def test_every_note_on_gets_its_note_off(long_notes: Session, how: str) -> None:
+    s = long_notes
+    s.midi.send(0x90, 60, 100)
+    wait_for(lambda: len(s.midi.sounding()) >= 3, 10, "sounding AI notes")
+    if how == "stop":
+        s.transport.playing = False
+        s.transport.send_now()
+    elif how == "sigterm":
+        assert s.engine.stop(signal.SIGTERM) == 0
+    elif how == "last client gone":
+        s.transport.close()
+        s.client.close()
+    else:
+        s.client.send("controls", mode="off")
+    wait_for(lambda: not s.midi.sounding(), 10, "every note released")
+    wait_for(lambda: (0xB0, 123, 0) in [m for _, m in s.midi.received], 5, "All Notes Off")
+    if how == "sigterm":
+        assert "released" in s.engine.log()
+
+
+def test_accompany_request_gets_clip_notes(session: Session) -> None:
+    session.client.send("scale", root=2, intervals=D_DORIAN)
+    notes = [[62 + i % 5, float(i), 1.0, 100] for i in range(8)]
+    session.client.send("accompany", id="acc-1", track=0, slot=1, length=8.0, notes=notes)
+    answer = session.client.wait("clip_notes")
+    assert answer["id"] == "acc-1"
+    assert answer["notes"], "no notes"
+    for pitch, start, dur, vel in answer["notes"]:
+        assert 0.0 <= start < 8.0 and dur > 0 and start + dur <= 8.0 + 1e-9 and 1 <= vel <= 127
+        assert pitch % 12 in {(2 + i) % 12 for i in D_DORIAN}
+
+
+def test_corrupt_model_on_hot_swap_keeps_the_old_one(
+    jack_server: JackServer, tmp_path: Path
+) -> None:
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    good = random_model(styles / "good.safetensors", "tiny", style="good", head_bias=HALF)
+    broken = styles / "broken.safetensors"
+    broken.write_bytes(good.read_bytes()[:-100])  # truncated
+    s = Session(tmp_path, HALF, "--styles-dir", str(styles))
+    try:
+        assert set(s.welcome["styles"]) >= {"good", "broken"}
+        s.client.send("controls", style="broken")
+        error = s.client.wait("error")
+        assert "broken.safetensors" in error["text"] and "truncated" in error["text"]
+        # Still playing the old model:
+        s.midi.send(0x90, 60, 100)
+        wait_for(lambda: s.midi.note_ons(), 10, "notes from the old model")
+        assert "model random" not in s.engine.log().split("not loaded")[-1]
+        s.client.send("controls", style="good")
+        wait_for(lambda: "model good" in s.engine.log(), 10, "the good model")
+    finally:
+        s.close()
+
+
+def test_hundred_clients_come_and_go(session: Session) -> None:
+    session.transport.close()
+    session.client.close()
+    fds = session.engine.fds()
+    for _ in range(100):
+        client = Client(session.engine.endpoint)
+        client.hello()
+        client.close()
+    last = Client(session.engine.endpoint)
+    assert last.hello()["type"] == "welcome"
+    # Connections are closed, not leaked (a few sockets may still be closing).
+    assert session.engine.fds() <= fds + 4
+    last.close()
+    wait_for(lambda: session.engine.log().count("last connection closed") >= 1, 5, "all gone")
+
+
+def test_ports_command_lists_the_engine_ports(session: Session) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "lkjam", "ports", "--backend", "jack"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "backend used: jack" in out
+    assert session.engine.in_name in out and session.engine.out_name in out

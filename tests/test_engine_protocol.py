@@ -1,0 +1,121 @@
+"""The protocol table: examples, docs derived from it, validation errors that name fields."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lkjam.engine import protocol
+from lkjam.engine.protocol import MESSAGES, ProtocolError, decode, encode
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
+
+
+def frame(kind: str, **fields: Any) -> bytes:
+    return json.dumps({"v": 1, "type": kind, **fields}).encode()
+
+
+@pytest.mark.parametrize("kind", list(MESSAGES))
+def test_every_example_is_valid_and_round_trips(kind: str) -> None:
+    spec = MESSAGES[kind]
+    message = decode(encode(kind, **spec.example), direction=spec.direction)
+    assert message["type"] == kind
+    assert {k: v for k, v in message.items() if k not in ("v", "type")} == spec.example
+
+
+def test_docs_are_generated_from_the_table() -> None:
+    assert DOC.read_text() == protocol.markdown(), (
+        "docs/protocol.md is stale: run python -m lkjam.engine.protocol > docs/protocol.md"
+    )
+    text = DOC.read_text()
+    for kind, spec in MESSAGES.items():
+        assert f"### `{kind}`" in text
+        assert json.dumps({"v": 1, "type": kind, **spec.example}) in text
+        for name in spec.fields:
+            assert f"| `{name}` |" in text
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"{", "message: not JSON"),
+        (b"\xff\xfe", "message: not UTF-8"),
+        (b"[1, 2]", "message: must be a JSON object"),
+        (b'{"type": "hello"}', "message.v: must be 1"),
+        (frame("nonsense"), "message.type: must be one of hello, transport"),
+        (frame("welcome", engine_version="1", model="m", styles=[]), "message.type"),
+        (frame("transport", tempo=0, beat=0, playing=True, sig=[4, 4], t=0), "transport.tempo"),
+        (frame("transport", tempo=120, beat=0, playing=1, sig=[4, 4], t=0), "transport.playing"),
+        (frame("transport", tempo=120, beat=0, playing=True, sig=[4, 3], t=0), "transport.sig"),
+        (frame("transport", tempo=120, beat=0, playing=True, sig=[4, 4]), "transport.t: missing"),
+        (frame("scale", root=12, intervals=[0]), "scale.root"),
+        (frame("scale", root=0, intervals=[0, 13]), "scale.intervals[1]"),
+        (frame("controls", mode="jam"), "controls.mode: must be one of accompany"),
+        (frame("controls", temperature=float("1e400")), "controls.temperature"),
+        (frame("controls", colour="red"), "controls.colour: unknown field"),
+        (frame("accompany", id=True, track=0, slot=0, length=4, notes=[]), "accompany.id"),
+        (
+            frame("accompany", id=1, track=0, slot=0, length=4, notes=[[60, 0, 1]]),
+            "accompany.notes[0]: must be [pitch, start, dur, vel]",
+        ),
+        (
+            frame("accompany", id=1, track=0, slot=0, length=4, notes=[[60, 0, 0, 100]]),
+            "accompany.notes[0]: dur",
+        ),
+        (
+            frame("accompany", id=1, track=0, slot=0, length=4, notes=[[128, 0, 1, 100]]),
+            "accompany.notes[0]: pitch",
+        ),
+    ],
+)
+def test_errors_name_the_field(data: bytes, expected: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode(data)
+    assert str(info.value).startswith(expected), str(info.value)
+
+
+def test_size_cap_is_checked_before_parsing() -> None:
+    big = frame(
+        "hello", live_version="x" * protocol.MAX_MESSAGE_BYTES, python="", script_version=""
+    )
+    with pytest.raises(ProtocolError, match=r"message: \d+ bytes, at most 1048576"):
+        decode(big)
+    notes = [[60, 0.0, 1.0, 100]] * (protocol.MAX_NOTES + 1)
+    with pytest.raises(ProtocolError, match="at most 20000"):
+        decode(frame("accompany", id=1, track=0, slot=0, length=4.0, notes=notes))
+
+
+def test_encode_refuses_bad_outgoing_fields() -> None:
+    with pytest.raises(ProtocolError, match=r"clip_notes\.notes"):
+        encode("clip_notes", id=1, notes=[[60, 0.0, -1.0, 100]])
+
+
+def test_optional_fields_may_be_left_out_and_normalise_numbers() -> None:
+    message = decode(frame("controls", density=1))
+    assert message == {"v": 1, "type": "controls", "density": 1.0}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_give_protocol_errors_only(data: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        decode(data)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(MESSAGES)), st.dictionaries(st.text(max_size=12), json_values))
+def test_arbitrary_objects_give_protocol_errors_only(kind: str, fields: dict[str, Any]) -> None:
+    with contextlib.suppress(ProtocolError):
+        decode(frame(kind, **fields), direction=None)

@@ -1,0 +1,172 @@
+"""Beat clock fitting: jittery transport snapshots and MIDI clock, tempo changes, outliers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from lkjam.engine.sync import (
+    MIDI_CLOCK,
+    MIDI_SPP,
+    MIDI_START,
+    MIDI_STOP,
+    MidiClockFit,
+    Sync,
+    SyncEvent,
+    TransportFit,
+)
+
+
+class TempoMap:
+    """The truth: piecewise-constant tempo, beat(t) and t(beat) in seconds."""
+
+    def __init__(self, changes: list[tuple[float, float]]) -> None:
+        self.changes = changes  # (t start, bpm), t ascending, first at 0
+
+    def beat(self, t: float) -> float:
+        beat = 0.0
+        for (t0, bpm), nxt in zip(self.changes, [*self.changes[1:], (np.inf, 0.0)], strict=True):
+            if t <= t0:
+                break
+            beat += (min(t, nxt[0]) - t0) * bpm / 60.0
+        return beat
+
+    def tempo(self, t: float) -> float:
+        return [bpm for t0, bpm in self.changes if t0 <= t][-1]
+
+
+def feed_transport(
+    fit: TransportFit, truth: TempoMap, times: np.ndarray, rng: np.random.Generator
+) -> list[SyncEvent]:
+    """Snapshots as the remote script sends them: Live's beat read at a jittery moment
+    (Live updates it per audio buffer), the sender's clock offset from ours by 1000 s,
+    delivered 0.2..3 ms later."""
+    events: list[SyncEvent] = []
+    for t in times:
+        read_error = rng.uniform(-0.006, 0.006)  # seconds
+        beat = truth.beat(t + read_error)
+        delivery = rng.uniform(0.0002, 0.003)
+        events += fit.update(truth.tempo(t), beat, True, (4, 4), t - 1000.0, t + delivery)
+    return events
+
+
+def errors_ms(beat_at: Callable[[float], float], truth: TempoMap, times: np.ndarray) -> np.ndarray:
+    return np.array([(beat_at(t) - truth.beat(t)) / (truth.tempo(t) / 60) * 1000 for t in times])
+
+
+def test_transport_fit_averages_out_jitter() -> None:
+    rng = np.random.default_rng(1)
+    truth = TempoMap([(0.0, 120.0)])
+    fit = TransportFit()
+    feed_transport(fit, truth, np.arange(0.0, 5.0, 0.1), rng)
+    assert fit.line is not None and abs(fit.line.tempo - 120.0) < 1e-9
+    err = errors_ms(fit.line.beat_at, truth, np.array([5.0, 5.05, 5.1]))
+    # Single snapshots are off by up to 6 ms; the median of 16 is far closer.
+    assert np.abs(err).max() < 2.5, err
+
+
+def test_transport_fit_rejects_outliers() -> None:
+    rng = np.random.default_rng(2)
+    truth = TempoMap([(0.0, 100.0)])
+    fit = TransportFit()
+    feed_transport(fit, truth, np.arange(0.0, 3.0, 0.1), rng)
+    # Two snapshots delivered with a stale beat (Live's thread stalled 200 ms).
+    for t in (3.0, 3.1):
+        fit.update(100.0, truth.beat(t - 0.2), True, (4, 4), t - 1000.0, t + 0.001)
+    feed_transport(fit, truth, np.arange(3.2, 3.5, 0.1), rng)
+    assert fit.outliers == 2
+    assert fit.line is not None
+    assert np.abs(errors_ms(fit.line.beat_at, truth, np.array([3.5]))).max() < 3.0
+
+
+def test_transport_fit_follows_tempo_changes() -> None:
+    rng = np.random.default_rng(3)
+    truth = TempoMap([(0.0, 120.0), (2.05, 90.0), (4.05, 140.0)])
+    fit = TransportFit()
+    for t_end in (2.0, 4.0, 6.0):
+        feed_transport(fit, truth, np.arange(t_end - 2.0, t_end, 0.1), rng)
+        assert fit.line is not None
+        assert abs(fit.line.tempo - truth.tempo(t_end - 0.1)) < 1e-9
+        err = errors_ms(fit.line.beat_at, truth, np.array([t_end]))
+        assert np.abs(err).max() < 3.0, (t_end, err)
+
+
+def test_transport_fit_reanchors_on_a_jump() -> None:
+    rng = np.random.default_rng(4)
+    fit = TransportFit()
+    feed_transport(fit, TempoMap([(0.0, 120.0)]), np.arange(0.0, 2.0, 0.1), rng)
+    jumped = TempoMap([(0.0, 120.0)])
+    shifted = np.arange(2.0, 2.5, 0.1)
+    events: list[SyncEvent] = []
+    for t in shifted:  # the song position was moved back 16 beats
+        events += fit.update(120.0, jumped.beat(t) - 16.0, True, (4, 4), t - 1000.0, t + 0.001)
+    assert events == [SyncEvent.JUMP]
+    assert fit.line is not None
+    assert abs(fit.line.beat_at(2.5) - (jumped.beat(2.5) - 16.0)) < 0.01
+
+
+def test_transport_start_and_stop_are_events() -> None:
+    fit = TransportFit()
+    assert fit.update(120.0, 0.0, True, (3, 4), 1.0, 1.0) == [SyncEvent.START]
+    assert (fit.numerator, fit.denominator) == (3, 4)
+    assert fit.update(120.0, 1.0, False, (3, 4), 1.5, 1.5) == [SyncEvent.STOP]
+    assert not fit.playing
+
+
+def clock_ticks(
+    fit: MidiClockFit, beats: np.ndarray, t_of: dict[float, float], rng: np.random.Generator
+) -> None:
+    """Ticks at the true times, timestamped 0..1.33 ms late (one JACK period at 64/48k)."""
+    for b in beats:
+        fit.on_message(MIDI_CLOCK, b"", t_of[b] + rng.uniform(0, 64 / 48000))
+
+
+def tick_times(truth: TempoMap, n: int) -> dict[float, float]:
+    ts = np.linspace(0, 60, 600_001)
+    beats = np.array([truth.beat(t) for t in ts[::100]])
+    grid = ts[::100]
+    return {k / 24: float(np.interp(k / 24, beats, grid)) for k in range(n)}
+
+
+def test_midi_clock_gives_a_tight_line_and_follows_tempo_changes() -> None:
+    rng = np.random.default_rng(5)
+    truth = TempoMap([(0.0, 120.0), (4.0, 150.0)])
+    t_of = tick_times(truth, 24 * 16)
+    fit = MidiClockFit()
+    assert fit.on_message(MIDI_START, b"", 0.0) == [SyncEvent.START]
+    beats = np.array(sorted(t_of))
+    before = beats[beats < 7.5]  # 3.75 s at 120 bpm
+    clock_ticks(fit, before, t_of, rng)
+    assert fit.line is not None and abs(fit.line.tempo - 120.0) < 1.0
+    t = t_of[before[-1]]
+    assert abs(fit.line.beat_at(t) - before[-1]) * 500 < 1.0  # ms at 120 bpm
+    after = beats[(beats >= 7.5) & (beats < 16)]
+    clock_ticks(fit, after, t_of, rng)
+    assert abs(fit.line.tempo - 150.0) < 1.5
+    # Half a beat ahead: the true time plus the mean delivery delay (which no receiver
+    # can tell from the tempo), within half a millisecond.
+    expected = t_of[after[-1]] + 0.5 * 60 / 150 + 0.5 * 64 / 48000
+    assert abs(fit.line.time_at(after[-1] + 0.5) - expected) < 0.0005
+
+
+def test_midi_clock_song_position_and_stop() -> None:
+    fit = MidiClockFit()
+    fit.on_message(MIDI_SPP, bytes([32, 0]), 0.0)  # 32 sixteenths = beat 8
+    fit.on_message(0xFB, b"", 0.0)  # continue
+    for k in range(24):
+        fit.on_message(MIDI_CLOCK, b"", 1.0 + k * 0.5 / 24)
+    assert fit.line is not None and abs(fit.line.beat_at(1.0) - 8.0) < 1e-6
+    assert fit.on_message(MIDI_STOP, b"", 2.0) == [SyncEvent.STOP]
+
+
+def test_sync_prefers_running_midi_clock_then_falls_back() -> None:
+    sync = Sync()
+    sync.transport.update(120.0, 100.0, True, (4, 4), 0.0, 0.0)
+    sync.clock.on_message(MIDI_START, b"", 0.0)
+    for k in range(24):
+        sync.clock.on_message(MIDI_CLOCK, b"", k * 0.5 / 24)
+    line = sync.line(0.5)
+    assert line is not None and abs(line.beat_at(0.5) - 1.0) < 1e-6
+    late = 0.5 + Sync.CLOCK_TIMEOUT_S + 0.1
+    line = sync.line(late)
+    assert line is not None and abs(line.beat_at(late) - (100.0 + 2 * late)) < 1e-6
