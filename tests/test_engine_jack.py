@@ -21,7 +21,8 @@ pytestmark = pytest.mark.jack
 HALF = {"time": {_step.shift_bin(0.5): 40.0}}  # every plan half a beat after the last event
 LONG = {"duration": {len(_step.DURATION_VALUES) - 1: 40.0}}  # 16-beat notes
 D_DORIAN = [0, 2, 3, 5, 7, 9, 10]
-MELODY = [(b, p, 0.4) for b, p in zip(np.arange(1.0, 9.0, 1.0), [62, 64, 65, 67, 69, 67, 65, 64])]
+# (beat, pitch, duration): one note per beat, on the beat.
+MELODY = [(1.0 + k, p, 0.4) for k, p in enumerate([62, 64, 65, 67, 69, 67, 65, 64])]
 
 
 class Session:
