@@ -77,10 +77,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         description="Run a whole simulated jam on this machine (no Ableton needed): "
         "writes jam.mid, jam.png and report.txt.",
     )
-    p.add_argument("--out", type=Path, default=Path("lkjam-demo"), help="output folder")
+    p.add_argument(
+        "--out", type=Path, default=Path("lkjam-demo"), help="output folder (default ./lkjam-demo)"
+    )
     p.add_argument("--seconds", type=float, default=30.0, help="how long it runs (default 30)")
     p.add_argument("--tempo", type=float, default=100.0, help="starting tempo, BPM (default 100)")
-    p.add_argument("--mode", choices=("accompany", "call_response"), default="accompany")
+    p.add_argument(
+        "--mode",
+        choices=("accompany", "call_response"),
+        default="accompany",
+        help="the AI plays along, or answers each two-bar phrase (default accompany)",
+    )
     # Advanced: a model file instead of the shipped one, the MIDI backend, the sync source.
     # Sync is the script's transport snapshots by default: MIDI clock counts ticks, and
     # JACK drops MIDI at xruns on an overloaded machine, which shifts a tick count for good.

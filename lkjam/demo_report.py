@@ -8,6 +8,7 @@ Beats come from the fake transport's true beat line (`Timeline`), never from the
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,7 +306,10 @@ def write_files(
     text = summary_text(figures, header, mode)
     files = "files: jam.mid (tracks human, clip, ai; tempo map with the change), jam.png, "
     files += "engine.log"
-    definitions = "\n".join([DEFINITIONS, *(f"- {note}" for note in notes)])
+    wrapped = (
+        textwrap.fill(note, 88, initial_indent="- ", subsequent_indent="  ") for note in notes
+    )
+    definitions = "\n".join([DEFINITIONS, *wrapped])
     report = f"{text}\n\n{definitions}\n\n{files}\nfigures: {key_values(figures)}\n"
     (out / "report.txt").write_text(report, encoding="utf-8")
     return text
