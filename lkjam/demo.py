@@ -270,10 +270,10 @@ def run(args: argparse.Namespace) -> int:
             f"({model_path.name}), MIDI {backend}" + (f" (private server {jack})" if jack else "")
         )
         engine.wait_ready()
-        recorder = Recorder(backend, out_name)
-        stack.callback(recorder.close)
         player = Player(backend, in_name)
         stack.callback(player.close)
+        recorder = Recorder(backend, out_name)
+        stack.callback(recorder.close)  # runs first: see Recorder.close
         live = LiveSet(piece, args.tempo, args.mode, port, style_macro)
         stack.callback(live.disconnect)
         live.connect(engine.alive)
@@ -294,11 +294,12 @@ def run(args: argparse.Namespace) -> int:
             live.tick(time.perf_counter())
             time.sleep(TICK_S / 2)
         sounding_after_stop = len(recorder.sounding())
-        player.close()
+        player.join()
         live.disconnect()
         code = engine.stop()
         time.sleep(0.1)  # the last messages on their way to the recorder
         recorder.close()
+        player.close()
         if code != 0:
             raise DemoError(f"the engine exited with code {code}; see {out / 'engine.log'}")
 

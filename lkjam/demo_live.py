@@ -154,8 +154,12 @@ class Recorder:
         return notes
 
     def close(self) -> None:
+        """Stop listening, then close. Close the recorder before any other JACK client of
+        this process: rtmidi calls `_on_message` from JACK's process thread, which may be
+        waiting for the GIL, and closing a client waits for that thread."""
         if self._midi is not None:
             self._midi.cancel_callback()
+            time.sleep(0.01)  # let a callback waiting for the GIL finish
             self._midi.close_port()
             self._midi.delete()
             self._midi = None
