@@ -44,8 +44,16 @@ _WRONG: dict[str, st.SearchStrategy[Any]] = {
     "ints": st.sampled_from([[0.5], ["1"], [99], 7, None]),
     "strs": st.sampled_from([[1], "a", None]),
     "notes": st.sampled_from(
-        [[[60, 0, 1]], [[128, 0, 1, 100]], [[60, -1, 1, 100]], [[60, 0, 0, 100]], [[60, 0, 1, 0]]]
-        + [[60, 0, 1, 100], None, "notes"]
+        [
+            [[60, 0, 1]],
+            [[128, 0, 1, 100]],
+            [[60, -1, 1, 100]],
+            [[60, 0, 0, 100]],
+            [[60, 0, 1, 0]],
+            [60, 0, 1, 100],
+            None,
+            "notes",
+        ]
     ),
 }
 _KINDS = sorted(k for k, spec in MESSAGES.items() if spec.direction == TO_ENGINE)
