@@ -331,7 +331,14 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     print(f"wrote {out / 'jam.mid'}, {out / 'jam.png'}, {out / 'report.txt'}")
     if figures.stuck:
-        print(f"lkjam demo: {figures.stuck} stuck note(s)", file=sys.stderr)
+        lost = figures.planned - figures.heard
+        why = (
+            f"; {lost} AI note(s) never arrived either: MIDI was lost between the ports "
+            "(JACK drops MIDI when an overloaded machine makes a client miss its cycle)"
+            if lost > 0
+            else ""
+        )
+        print(f"lkjam demo: {figures.stuck} stuck note(s){why}", file=sys.stderr)
         return 1
     return 0
 
