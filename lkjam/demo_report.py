@@ -245,9 +245,10 @@ def summary_text(figures: Figures, header: Sequence[str], mode: str) -> str:
     c = figures.counts
     lines = [*header, ""]
     lines.append(f"notes          human {c['human']} · clip {c['clip']} · ai {c['ai']}")
+    n = len(figures.latency_ms)
     lines.append(
         f"latency        p50 {_fmt(v['latency_p50_ms'], ' ms')} · "
-        f"p99 {_fmt(v['latency_p99_ms'], ' ms')}  ({len(figures.latency_ms)} reactions)"
+        f"p99 {_fmt(v['latency_p99_ms'], ' ms')}  ({n} reaction{'s' if n != 1 else ''})"
     )
     bias = float(np.mean(figures.timing_error_ms)) if len(figures.timing_error_ms) else np.nan
     lines.append(
