@@ -47,6 +47,7 @@ FORCE_ANSWER_BIAS = -30.0  # wait bias for the first note of an answer: it must 
 DENSITY_SPAN = 8.0  # density 0..1 -> wait bias +4..-4 (logits)
 LATE_S = 0.1  # an AI note this late is fed but not sent
 IDLE_S = 0.05  # longest sleep without anything due
+MIDI_PER_TICK = 256  # input messages handled per pass, so a flood cannot starve sending
 
 
 class Clock(Protocol):
@@ -221,7 +222,9 @@ class Generator:
         while self.inbox:
             kind, payload, t_recv = self.inbox.popleft()
             self._on_inbox(kind, payload, t_recv)
-        while self.midi_queue:
+        for _ in range(MIDI_PER_TICK):
+            if not self.midi_queue:
+                break
             t, data = self.midi_queue.popleft()
             self._on_midi(t, data)
         self._check_playing(now)
@@ -232,6 +235,8 @@ class Generator:
                 commit_at = self._advance(now, line)
         self.scheduler.run_due(self.clock())
         send_at = self.scheduler.next_due
+        if self.midi_queue:
+            commit_at = now  # input left over: come straight back
         if send_at <= commit_at:
             return send_at, True
         return commit_at, False
@@ -492,6 +497,7 @@ class Generator:
             self.recent_ai.popleft()
         if len(self.recent_ai) >= MAX_NOTES_PER_BEAT:
             return  # counts as WAIT until the next input (need_plan stays False)
+        after = self.history[-1][1] if self.history else -1  # role of the event planned from
         self._feed(plan.beat, ROLE_AI, plan.pitch, plan.velocity, plan.duration)
         self.recent_ai.append(plan.beat)
         self.first_of_turn = False
@@ -499,6 +505,15 @@ class Generator:
         if t_on < now - LATE_S:
             self.late += 1
             return
+        if log.isEnabledFor(logging.DEBUG):  # planned beats, for `lkjam demo`'s timing figures
+            log.debug(
+                "ai plan pitch=%d beat=%.6f t_on=%.6f now=%.6f after=%d",
+                plan.pitch,
+                plan.beat,
+                t_on,
+                now,
+                after,
+            )
         self.scheduler.note(
             plan.pitch, plan.velocity, t_on, line.time_at(plan.beat + plan.duration)
         )

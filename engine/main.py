@@ -91,6 +91,7 @@ class Engine:
         self.server: Server | None = None
         self.worker: Worker | None = None
         self.thread: threading.Thread | None = None
+        self._dropped_logged, self._dropped_at = 0, 0.0
         try:
             self.midi_out = MidiOutput(args.out_port, args.backend)
             self.midi_in = MidiInput(args.in_port, args.backend)
@@ -241,6 +242,11 @@ class Engine:
             if port is not None and port.errors:
                 log.error("MIDI %s", port.errors.popleft())
                 self.generator.submit("release", "MIDI port error")
+        now = time.monotonic()
+        dropped = self.midi_in.dropped if self.midi_in is not None else 0
+        if dropped != self._dropped_logged and now - self._dropped_at >= 1.0:
+            self._dropped_logged, self._dropped_at = dropped, now
+            log.warning("MIDI input overflow: %d message(s) dropped so far", dropped)
 
     def close(self) -> None:
         """Stop the threads (the generator releases every note), then close everything."""
