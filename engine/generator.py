@@ -209,7 +209,13 @@ class Generator:
         try:
             while not stop.is_set():
                 self.wake.clear()
-                deadline, spin = self.tick(self.clock())
+                try:
+                    deadline, spin = self.tick(self.clock())
+                except Exception:  # a bug must cost a phrase, never hang a note
+                    log.exception("generator error; releasing notes and carrying on")
+                    self.scheduler.all_notes_off()
+                    self.plan, self.need_plan = None, False
+                    deadline, spin = self.clock() + IDLE_S, False
                 if stop.is_set():
                     break
                 wait_until(min(deadline, self.clock() + IDLE_S), self.wake, spin=spin)

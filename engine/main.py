@@ -86,6 +86,7 @@ class Engine:
         self.scale: tuple[int, Sequence[int]] | None = args.scale
         self.meter = (4, 4)
         self.offline = OfflineModels()
+        self.requests = 0
         self.midi_in: MidiInput | None = None
         self.midi_out: MidiOutput | None = None
         self.server: Server | None = None
@@ -195,6 +196,7 @@ class Engine:
             self.server.error(rid, f"accompany: {exc}", m["id"])
             return
         c = self.controls
+        self.requests += 1  # each request its own (reproducible) draw
         notes = accompany_clip(
             model,
             m["notes"],
@@ -202,7 +204,7 @@ class Engine:
             temperature=c.temperature,
             top_p=c.top_p,
             wait_bias=c.wait_bias,
-            seed=self.args.seed,
+            seed=self.args.seed + self.requests,
             meter=self.meter,
             scale=self.scale,
             scale_lock=c.scale_lock,

@@ -160,7 +160,11 @@ class Server:
             return
         if not had_clients:
             log.info("client %s connected", rid.hex())
-        self.on_message(rid, message)
+        try:
+            self.on_message(rid, message)
+        except Exception:  # a bug in a handler must not take the socket down
+            log.exception("handling %s from %s", message["type"], rid.hex())
+            self._error(rid, f"{message['type']}: internal error, see the engine's log")
 
     def _error(self, rid: bytes, text: str, request_id: Any = None) -> None:
         self.errors += 1
