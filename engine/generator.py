@@ -456,6 +456,9 @@ class Generator:
         if self.answering and self.first_of_turn:
             bias = FORCE_ANSWER_BIAS
         p = self.step.predict(self.controls.temperature, self.controls.top_p, bias)
+        if log.isEnabledFor(logging.DEBUG):  # reaction times, for `lkjam demo`'s figures
+            after = self.history[-1][1] if self.history else -1
+            log.debug("plan drawn after=%d at=%.6f", after, self.clock())
         if p.wait:
             if self.answering and not self.first_of_turn:
                 self._end_turn()  # the model has said its piece

@@ -38,7 +38,7 @@ from lkjam.demo_live import (
     human_part,
     load_piece,
 )
-from lkjam.demo_report import analyse, parse_plans, write_files
+from lkjam.demo_report import analyse, parse_drawn_after_human, parse_plans, write_files
 from lkjam.engine.jackd import JackServer, JackUnavailable
 from lkjam.engine.model_file import (
     DEFAULT_MODEL_PATH,
@@ -310,7 +310,9 @@ def run(args: argparse.Namespace) -> int:
         [m for m in player.sent if m[1][0] < 0xF0],
         recorder.received,
         parse_plans(engine.log()),
+        parse_drawn_after_human(engine.log()),
         sounding_after_stop,
+        args.mode,
     )
     sync = {
         "clock": "MIDI clock from the fake Live on the input port (Start, 24 ticks per beat)",
@@ -318,8 +320,8 @@ def run(args: argparse.Namespace) -> int:
     }[args.sync]
     bar = int(timeline.change_beat // BEATS_PER_BAR) + 1
     header = [
-        f"lkjam demo: {piece.name}; the human plays the soprano, a Live clip the bass, "
-        "the AI the rest",
+        f"lkjam demo: {piece.name}; the human plays the soprano (from bar 2), a Live clip "
+        "the bass (from bar 4), the AI the rest",
         f"mode {args.mode} · {args.seconds:g} s · {timeline.tempo:g} BPM, "
         f"{timeline.new_tempo:g} from bar {bar} · model {style} ({model_path})",
         f"MIDI {backend}" + (f" (private JACK server {jack})" if jack else "") + f" · sync: {sync}",

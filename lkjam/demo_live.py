@@ -37,7 +37,8 @@ BEATS_PER_BAR = 4
 TICK_S = 0.1  # Live's update_display period
 JITTER_S = 0.004  # sd of the human's onset timing
 LEGATO = 0.9  # the human releases a key after this share of the written length
-INTRO_BEATS = 4.0  # the bass plays one bar alone before the human comes in
+HUMAN_ENTRY = 4.0  # beats: bar 1 counts in, the human comes in on bar 2 ...
+BASS_ENTRY = 12.0  # ... and the AI harmonizes it alone until the bass clip joins on bar 4
 
 Message = tuple[float, bytes]  # (perf_counter s, MIDI bytes)
 
@@ -99,13 +100,13 @@ def load_piece(path: Path = PIECE_PATH) -> Piece:
 
 
 def unroll(piece: Piece, until: float) -> list[tuple[float, int, float, int]]:
-    """The looping bass clip as it sounds from song beat 0 to `until`:
-    (beat, pitch, dur, vel), cut at `until`."""
+    """The looping bass clip as it sounds from its entry (clip time = song beat) to
+    `until`: (beat, pitch, dur, vel), cut at `until`."""
     notes = []
     for k in range(math.ceil(until / piece.length)):
         for pitch, start, dur, vel in piece.bass:
             beat = k * piece.length + start
-            if beat < until:
+            if BASS_ENTRY <= beat < until:
                 notes.append((beat, pitch, min(dur, until - beat), vel))
     return notes
 
@@ -180,7 +181,7 @@ def human_part(
             beat = k * piece.length + beat0
             bar = int(beat // BEATS_PER_BAR)
             answer_bars = call_response and (bar - 1) % 4 >= 2
-            if beat < INTRO_BEATS or beat >= stop_beat or answer_bars:
+            if beat < HUMAN_ENTRY or beat >= stop_beat or answer_bars:
                 continue
             t_on = timeline.time_at(beat) + float(np.clip(rng.normal(0, JITTER_S), -0.012, 0.012))
             t_off = timeline.time_at(beat + dur * LEGATO) + float(rng.normal(0, JITTER_S))
@@ -267,10 +268,12 @@ class LiveSet:
         macros = [MODE_MACRO[mode], TEMPERATURE_MACRO, DENSITY_MACRO, style_index * 127]
         macros += [TURN_BARS_MACRO, 0.0, TOP_P_MACRO]
         self.live.add_rack(ai, macros=macros)
-        self.live.add_clip(self.bass, 0, piece.length, piece.bass, name=f"{piece.name} bass")
+        clip = self.live.add_clip(self.bass, 0, piece.length, piece.bass, name="bass")
+        clip.start_marker = BASS_ENTRY  # launched on that beat, it plays in step with the song
         self.live.set_scale(piece.root, piece.intervals)
         self.surface = self.live.load_surface(port=port, clock=time.perf_counter)
         self.timeline: Timeline | None = None
+        self._cues: list[tuple[float, Callable[[], None]]] = []  # (beat, what happens)
 
     @property
     def messages(self) -> list[str]:
@@ -287,25 +290,35 @@ class LiveSet:
             time.sleep(0.02)
 
     def play(self, timeline: Timeline) -> None:
-        """Start the transport and the bass clip at beat 0 (call at timeline.t0)."""
+        """Start the transport at beat 0 (call at timeline.t0); the bass clip and the tempo
+        change are cued on their beats."""
+        song = self.live.song
         self.timeline = timeline
+        self._cues = sorted(
+            [
+                (BASS_ENTRY, lambda: self.live.fire(self.bass, 0)),
+                (timeline.change_beat, lambda: setattr(song, "tempo", timeline.new_tempo)),
+            ],
+            key=lambda cue: cue[0],
+        )
         self.live.play()
-        self.live.fire(self.bass, 0)
         self.surface.update_display()
 
     def tick(self, now: float) -> None:
-        """Move the transport to the timeline's beat at `now` (changing tempo exactly on
-        the change beat), then tick the script as Live does."""
-        song, timeline = self.live.song, self.timeline
-        if song.is_playing and timeline is not None:
-            target = timeline.beat_at(now)
-            beat = float(song.current_song_time)
-            if beat < timeline.change_beat <= target:
-                self.live.advance((timeline.change_beat - beat) * 60.0 / song.tempo)
-                song.tempo = timeline.new_tempo
-                beat = float(song.current_song_time)
-            self.live.advance((target - beat) * 60.0 / song.tempo)
+        """Move the transport to the timeline's beat at `now`, stopping on the way at each
+        cue's exact beat, then tick the script as Live does."""
+        if self.live.song.is_playing and self.timeline is not None:
+            target = self.timeline.beat_at(now)
+            while self._cues and self._cues[0][0] <= target:
+                beat, cue = self._cues.pop(0)
+                self._advance_to(beat)
+                cue()
+            self._advance_to(target)
         self.surface.update_display()
+
+    def _advance_to(self, beat: float) -> None:
+        song = self.live.song
+        self.live.advance((beat - float(song.current_song_time)) * 60.0 / song.tempo)
 
     def stop(self) -> None:
         self.live.stop()

@@ -23,6 +23,8 @@ from lkjam.engine.midi_file import write_midi
 
 # Written by lkjam.engine.generator for every AI note it schedules (engine -v).
 PLAN_LINE = re.compile(r"ai plan pitch=(\d+) beat=(\S+) t_on=(\S+) now=(\S+) after=(-?\d+)")
+# Written by the generator each time it draws the AI's next move (engine -v).
+DRAWN_LINE = re.compile(r"plan drawn after=(-?\d+) at=(\S+)")
 MATCH_WINDOW_S = 0.25  # a recorded note-on belongs to a plan if it arrives this close
 
 DEFINITIONS = """\
@@ -32,6 +34,10 @@ definitions
   note is due at once), the time from the human note-on leaving the player's MIDI port
   to that AI note-on arriving at the recorder's port. The whole path: port, engine
   input queue, one model step, scheduler, port.
+- reaction time (accompany mode): for each human note-on, the time from leaving the
+  player's MIDI port to the engine having fed it to the model and drawn the AI's next
+  move (the first plan drawn after that note, before the next one). Every human note
+  counts, whatever the model then decides; only the output port hop is missing.
 - timing error: for each AI note planned ahead of time (its beat still in the future
   when the engine committed it), |arrival time at the recorder - the wall time of its
   planned beat on the fake transport's true beat line|. It adds up the engine's sync
@@ -62,6 +68,25 @@ def parse_plans(log_text: str) -> list[PlannedNote]:
         PlannedNote(int(m[1]), float(m[2]), float(m[3]), float(m[4]), int(m[5]))
         for m in PLAN_LINE.finditer(log_text)
     ]
+
+
+def parse_drawn_after_human(log_text: str) -> list[float]:
+    """When the engine drew a plan right after feeding a human note (perf_counter s)."""
+    human = ROLE_INDEX["human"]
+    return [float(m[2]) for m in DRAWN_LINE.finditer(log_text) if int(m[1]) == human]
+
+
+def reaction_times(human_on: np.ndarray, drawn: Sequence[float]) -> np.ndarray:
+    """Seconds from each human note-on (sorted send times) to the first plan drawn after
+    a human note at or after it and before the next human note-on."""
+    drawn_sorted = np.sort(np.asarray(drawn, dtype=np.float64))
+    nxt = np.append(human_on[1:], np.inf)
+    i = np.searchsorted(drawn_sorted, human_on, side="left")
+    ok = i < len(drawn_sorted)
+    first = np.where(ok, drawn_sorted[np.minimum(i, len(drawn_sorted) - 1)], np.inf)
+    keep = ok & (first < nxt)
+    result: np.ndarray = (first - human_on)[keep]
+    return result
 
 
 @dataclass(frozen=True)
@@ -123,6 +148,7 @@ def percentiles(values: np.ndarray) -> tuple[float, float]:
 @dataclass
 class Figures:
     latency_ms: np.ndarray  # per reaction
+    reaction_ms: np.ndarray  # per human note (accompany mode)
     timing_error_ms: np.ndarray  # per scheduled AI note, signed (late > 0)
     counts: dict[str, int]
     stuck: int
@@ -134,11 +160,15 @@ class Figures:
 
     def values(self) -> dict[str, float]:
         lat50, lat99 = percentiles(self.latency_ms)
+        react50, react99 = percentiles(self.reaction_ms)
         err50, err99 = percentiles(np.abs(self.timing_error_ms))
         return {
             "latency_p50_ms": lat50,
             "latency_p99_ms": lat99,
             "latency_n": float(len(self.latency_ms)),
+            "reaction_p50_ms": react50,
+            "reaction_p99_ms": react99,
+            "reaction_n": float(len(self.reaction_ms)),
             "timing_err_p50_ms": err50,
             "timing_err_p99_ms": err99,
             "timing_n": float(len(self.timing_error_ms)),
@@ -186,7 +216,9 @@ def analyse(
     human_sent: Sequence[Message],
     ai_received: Sequence[Message],
     plans: Sequence[PlannedNote],
+    drawn_after_human: Sequence[float],
     sounding_after_stop: int,
+    mode: str,
 ) -> tuple[np.ndarray, Figures]:
     human = pair_notes(human_sent)
     ai = pair_notes(ai_received)
@@ -203,9 +235,12 @@ def analyse(
             i = int(np.searchsorted(human_on, plan.now, side="right")) - 1
             if i >= 0:
                 latency.append(arrival - human_on[i])
+    # In call and response a human note is not answered at once by design: no reaction time.
+    reaction = reaction_times(human_on, drawn_after_human) if mode == "accompany" else None
     counts = {role: int(np.sum(events["role"] == i)) for i, role in enumerate(ROLES)}
     figures = Figures(
         latency_ms=1000 * np.array(latency),
+        reaction_ms=1000 * reaction if reaction is not None else np.zeros(0),
         timing_error_ms=1000 * np.array(error),
         counts=counts,
         stuck=sum(1 for n in ai if n.t_off is None),
@@ -246,9 +281,20 @@ def summary_text(figures: Figures, header: Sequence[str], mode: str) -> str:
     lines = [*header, ""]
     lines.append(f"notes          human {c['human']} · clip {c['clip']} · ai {c['ai']}")
     n = len(figures.latency_ms)
+    if n:
+        lines.append(
+            f"latency        p50 {_fmt(v['latency_p50_ms'], ' ms')} · "
+            f"p99 {_fmt(v['latency_p99_ms'], ' ms')}  ({n} reaction{'s' if n != 1 else ''})"
+        )
+    else:
+        lines.append(
+            "latency        n/a  (the model answered no human note at once this time; the "
+            "reaction time covers every human note)"
+        )
     lines.append(
-        f"latency        p50 {_fmt(v['latency_p50_ms'], ' ms')} · "
-        f"p99 {_fmt(v['latency_p99_ms'], ' ms')}  ({n} reaction{'s' if n != 1 else ''})"
+        f"reaction time  p50 {_fmt(v['reaction_p50_ms'], ' ms')} · "
+        f"p99 {_fmt(v['reaction_p99_ms'], ' ms')}  ({len(figures.reaction_ms)} human notes "
+        "fed and answered with a plan)"
     )
     bias = float(np.mean(figures.timing_error_ms)) if len(figures.timing_error_ms) else np.nan
     lines.append(

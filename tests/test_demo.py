@@ -66,6 +66,7 @@ def test_demo_jams_through_the_real_parts(tmp_path: Path) -> None:
     assert f["stuck"] == 0
     assert f["latency_n"] > 0 and 0 < f["latency_p50_ms"] < 100
     assert f["latency_p50_ms"] <= f["latency_p99_ms"] < 1000
+    assert 0 < f["reaction_n"] <= f["notes_human"] and 0 < f["reaction_p50_ms"] < 100
     assert f["timing_n"] > 0 and 0 <= f["timing_err_p50_ms"] < 100
     assert f["timing_err_p50_ms"] <= f["timing_err_p99_ms"] < 1000
     assert 0 <= f["nicr"] <= 1
