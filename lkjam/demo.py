@@ -28,7 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lkjam.demo_live import (
+    BASS_ENTRY,
     BEATS_PER_BAR,
+    HUMAN_ENTRY,
     TICK_S,
     LiveSet,
     Player,
@@ -320,8 +322,9 @@ def run(args: argparse.Namespace) -> int:
     }[args.sync]
     bar = int(timeline.change_beat // BEATS_PER_BAR) + 1
     header = [
-        f"lkjam demo: {piece.name}; the human plays the soprano (from bar 2), a Live clip "
-        "the bass (from bar 4), the AI the rest",
+        f"lkjam demo: {piece.name}; the human plays the soprano (from bar "
+        f"{HUMAN_ENTRY // BEATS_PER_BAR + 1:.0f}), a Live clip the bass (from bar "
+        f"{BASS_ENTRY // BEATS_PER_BAR + 1:.0f}), the AI the rest",
         f"mode {args.mode} · {args.seconds:g} s · {timeline.tempo:g} BPM, "
         f"{timeline.new_tempo:g} from bar {bar} · model {style} ({model_path})",
         f"MIDI {backend}" + (f" (private JACK server {jack})" if jack else "") + f" · sync: {sync}",

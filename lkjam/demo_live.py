@@ -37,8 +37,8 @@ BEATS_PER_BAR = 4
 TICK_S = 0.1  # Live's update_display period
 JITTER_S = 0.004  # sd of the human's onset timing
 LEGATO = 0.9  # the human releases a key after this share of the written length
-HUMAN_ENTRY = 4.0  # beats: bar 1 counts in, the human comes in on bar 2 ...
-BASS_ENTRY = 12.0  # ... and the AI harmonizes it alone until the bass clip joins on bar 4
+BASS_ENTRY = 0.0  # beats: the bass clip starts with the song ...
+HUMAN_ENTRY = 4.0  # ... and the human comes in on bar 2
 
 Message = tuple[float, bytes]  # (perf_counter s, MIDI bytes)
 
@@ -302,7 +302,7 @@ class LiveSet:
             key=lambda cue: cue[0],
         )
         self.live.play()
-        self.surface.update_display()
+        self.tick(timeline.t0)  # cues on beat 0 happen now
 
     def tick(self, now: float) -> None:
         """Move the transport to the timeline's beat at `now`, stopping on the way at each
