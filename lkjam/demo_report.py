@@ -281,7 +281,12 @@ def summary_text(figures: Figures, header: Sequence[str], mode: str) -> str:
     lines = [*header, ""]
     lines.append(f"notes          human {c['human']} · clip {c['clip']} · ai {c['ai']}")
     n = len(figures.latency_ms)
-    if n:
+    if mode == "call_response":
+        lines.append(
+            "latency        n/a  (call and response: the AI answers when the human's phrase "
+            "ends, not at once; see the answer delay)"
+        )
+    elif n:
         lines.append(
             f"latency        p50 {_fmt(v['latency_p50_ms'], ' ms')} · "
             f"p99 {_fmt(v['latency_p99_ms'], ' ms')}  ({n} reaction{'s' if n != 1 else ''})"
@@ -291,11 +296,12 @@ def summary_text(figures: Figures, header: Sequence[str], mode: str) -> str:
             "latency        n/a  (the model answered no human note at once this time; the "
             "reaction time covers every human note)"
         )
-    lines.append(
-        f"reaction time  p50 {_fmt(v['reaction_p50_ms'], ' ms')} · "
-        f"p99 {_fmt(v['reaction_p99_ms'], ' ms')}  ({len(figures.reaction_ms)} human notes "
-        "fed and answered with a plan)"
-    )
+    if mode == "accompany":
+        lines.append(
+            f"reaction time  p50 {_fmt(v['reaction_p50_ms'], ' ms')} · "
+            f"p99 {_fmt(v['reaction_p99_ms'], ' ms')}  ({len(figures.reaction_ms)} human "
+            "notes fed and answered with a plan)"
+        )
     bias = float(np.mean(figures.timing_error_ms)) if len(figures.timing_error_ms) else np.nan
     lines.append(
         f"timing error   p50 {_fmt(v['timing_err_p50_ms'], ' ms')} · "
@@ -310,8 +316,7 @@ def summary_text(figures: Figures, header: Sequence[str], mode: str) -> str:
         lines.append(
             "call/response  answer delay "
             f"{_fmt(figures.music['human_answer_delay_beats'], ' beats')} after the human's "
-            f"phrase · overlap with the human {_fmt(figures.music['human_overlap'])}  (no "
-            "reactions at once here: the AI answers when the phrase ends)"
+            f"phrase · overlap with the human {_fmt(figures.music['human_overlap'])}"
         )
     lines.append(
         f"stuck notes    {figures.stuck}  (still sounding once the transport had stopped: "
