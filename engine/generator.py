@@ -194,7 +194,8 @@ class Generator:
 
     def submit(self, kind: str, payload: Any) -> bool:
         """Queue work from the socket thread: ("message", dict) / ("model", LoadedModel) /
-        ("release", reason). False if the inbox is full (the item is dropped and counted)."""
+        ("release", reason) / ("status", None). False if the inbox is full (dropped and
+        counted)."""
         if len(self.inbox) >= INBOX_SIZE:
             self.inbox_dropped += 1
             return False
@@ -252,6 +253,8 @@ class Generator:
     def _on_inbox(self, kind: str, payload: Any, t_recv: float) -> None:
         if kind == "model":
             self._swap_model(payload)
+        elif kind == "status":
+            self._post_status()
         elif kind == "release":
             ended = self.scheduler.all_notes_off()
             self.sync.transport.playing = False
@@ -268,6 +271,9 @@ class Generator:
         )
         if not self.sync.using_clock(t_recv):
             self._on_sync_events(events)
+        ticks = self.sync.reconcile(t_recv)
+        if ticks:
+            log.warning("MIDI clock count was %+d tick(s) off Live's position; corrected", ticks)
 
     def _msg_scale(self, m: dict[str, Any], t_recv: float) -> None:
         known = m["root"] >= 0 and m["intervals"]
@@ -570,5 +576,5 @@ class Generator:
     def _post_status(self) -> None:
         line = self.sync.line(self.clock())
         tempo = f"{line.tempo:.1f} bpm" if line is not None and self.playing else "stopped"
-        text = f"lkjam: {self.controls.mode} · {self.model.meta.style} · {tempo}"
+        text = f"{self.controls.mode} · {self.model.meta.style} · {tempo}"
         self.post("status", text=text)

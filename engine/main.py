@@ -145,6 +145,7 @@ class Engine:
             self.server.send(
                 rid, "welcome", engine_version=__version__, model=self.style, styles=styles
             )
+            self.generator.submit("status", None)
             return
         if kind == "accompany":
             if not self.worker.submit(lambda: self._accompany(rid, m)):

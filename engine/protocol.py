@@ -249,9 +249,10 @@ MESSAGES: dict[str, MessageSpec] = {
     ),
     "status": MessageSpec(
         TO_SCRIPT,
-        "A line for Live's status bar, sent to every client on changes.",
+        "A line for Live's status bar, sent to every client after `hello` and on changes "
+        "(mode, model, transport start and stop).",
         {"text": Field("str", "the text")},
-        {"text": "lkjam: call_response · default · 120.0 bpm"},
+        {"text": "call_response · default · 120.0 bpm"},
     ),
     "clip_notes": MessageSpec(
         TO_SCRIPT,

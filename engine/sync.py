@@ -169,6 +169,15 @@ class MidiClockFit:
         self._points.clear()
         self.line = None
 
+    def shift(self, ticks: int) -> None:
+        """Move the count by whole ticks (one was lost or doubled on the way)."""
+        self._position += ticks
+        self._points = deque(
+            ((t, b + ticks / TICKS_PER_BEAT) for t, b in self._points), self.WINDOW
+        )
+        if len(self._points) >= 2:
+            self._fit()
+
     def _tick(self, t: float) -> list[SyncEvent]:
         self.last_tick_t = t
         if not self.running:
@@ -204,13 +213,40 @@ class MidiClockFit:
 
 
 class Sync:
-    """The engine's beat clock: MIDI clock when it is running, else transport snapshots."""
+    """The engine's beat clock: MIDI clock when it is running, else transport snapshots.
+
+    MIDI clock carries no position, so a tick lost on the way (a JACK xrun, a busy
+    machine) would leave the count behind for good. While both run, the clock's count is
+    checked against Live's position from the snapshots: a whole-tick disagreement seen on
+    RECONCILE_POINTS snapshots in a row is corrected.
+    """
 
     CLOCK_TIMEOUT_S = 0.5  # MIDI clock older than this no longer counts
+    RECONCILE_POINTS = 5
+    RECONCILE_SLACK = 0.35  # ticks: a disagreement must be this close to whole ticks
 
     def __init__(self) -> None:
         self.clock = MidiClockFit()
         self.transport = TransportFit()
+        self._disagree: list[int] = []
+
+    def reconcile(self, now: float) -> int:
+        """Call after each transport snapshot; returns the ticks the clock was moved by."""
+        clock, live = self.clock.line, self.transport.line
+        if not (self.using_clock(now) and self.transport.playing) or clock is None or live is None:
+            self._disagree.clear()
+            return 0
+        ticks = (live.beat_at(now) - clock.beat_at(now)) * TICKS_PER_BEAT
+        n = round(ticks)
+        if n == 0 or abs(ticks - n) > self.RECONCILE_SLACK:
+            self._disagree.clear()
+            return 0
+        self._disagree = [*self._disagree, n][-self.RECONCILE_POINTS :]
+        if len(self._disagree) < self.RECONCILE_POINTS or len(set(self._disagree)) > 1:
+            return 0
+        self._disagree.clear()
+        self.clock.shift(n)
+        return n
 
     def using_clock(self, now: float) -> bool:
         return self.clock.running and now - self.clock.last_tick_t < self.CLOCK_TIMEOUT_S

@@ -170,3 +170,23 @@ def test_sync_prefers_running_midi_clock_then_falls_back() -> None:
     late = 0.5 + Sync.CLOCK_TIMEOUT_S + 0.1
     line = sync.line(late)
     assert line is not None and abs(line.beat_at(late) - (100.0 + 2 * late)) < 1e-6
+
+
+def test_a_lost_clock_tick_is_corrected_from_lives_position() -> None:
+    rng = np.random.default_rng(6)
+    sync = Sync()
+    sync.clock.on_message(MIDI_START, b"", 0.0)
+    spb = 0.5  # 120 bpm
+    next_snapshot, events = 0.0, 0
+    for k in range(24 * 12):
+        t = k * spb / 24
+        if k != 24 * 4:  # the tick at beat 4 never arrives
+            sync.clock.on_message(MIDI_CLOCK, b"", t + rng.uniform(0, 64 / 48000))
+        if t >= next_snapshot:
+            beat = (t + rng.uniform(-0.005, 0.005)) / spb
+            sync.transport.update(120.0, beat, True, (4, 4), t, t + 0.001)
+            events += sync.reconcile(t + 0.001)
+            next_snapshot += 0.1
+    assert events == 1  # one tick put back, once
+    line = sync.line(6.0)
+    assert line is not None and abs(line.beat_at(6.0) - 12.0) * spb < 0.002
