@@ -197,13 +197,14 @@ class EngineRun:
 
     def close(self) -> None:
         self.stop_clock()
+        # The engine goes first, so that nothing reaches the recorder while it closes.
+        self.process.terminate()
+        self.process.wait(timeout=10)
         self.recorder.cancel_callback()
         time.sleep(0.01)
         for port in (self.clock, self.notes, self.recorder):
             port.close_port()
             port.delete()
-        self.process.terminate()
-        self.process.wait(timeout=10)
         self.socket.close(linger=0)
         self._log.close()
 

@@ -152,6 +152,8 @@ class Midi:
         return notes
 
     def close(self) -> None:
+        """Close after the engine has stopped: python-rtmidi may crash if a message is
+        being delivered to the callback while it is cancelled."""
         self.rec.cancel_callback()
         time.sleep(0.01)  # let a callback waiting for the GIL finish (see MidiInput.close)
         for port in (self.out, self.rec):
@@ -195,7 +197,8 @@ class Engine:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
         return int(self.process.returncode)
 
 

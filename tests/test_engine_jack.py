@@ -40,8 +40,8 @@ class Session:
     def close(self) -> None:
         self.transport.close()
         self.client.close()
+        self.engine.stop()  # first, so that nothing reaches the recorder while it closes
         self.midi.close()
-        self.engine.stop()
 
 
 @pytest.fixture

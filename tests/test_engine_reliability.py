@@ -168,9 +168,10 @@ def test_midi_flood_keeps_memory_bounded(engine: Engine) -> None:
         assert engine.process.poll() is None
         assert client.hello()["type"] == "welcome"
     finally:
-        midi.close()
         transport.close()
         client.close()
+        engine.stop()  # first, so that nothing reaches the recorder while it closes
+        midi.close()
 
 
 def test_remote_binds_need_permission(caplog: pytest.LogCaptureFixture) -> None:
