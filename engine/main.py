@@ -92,8 +92,17 @@ class Engine:
         self.server: Server | None = None
         self.worker: Worker | None = None
         self.thread: threading.Thread | None = None
+        self.generator: Generator
         self._dropped_logged, self._dropped_at = 0, 0.0
         try:
+            # The socket first: a bad endpoint is refused before any port appears. It is
+            # only polled once run() starts, when the generator exists.
+            self.server = Server(
+                args.endpoint,
+                allow_remote=args.allow_remote,
+                on_message=self._on_message,
+                on_all_gone=lambda reason: self.generator.submit("release", reason),
+            )
             self.midi_out = MidiOutput(args.out_port, args.backend)
             self.midi_in = MidiInput(args.in_port, args.backend)
             self.generator = Generator(
@@ -105,12 +114,6 @@ class Engine:
                 post=self._post,
                 scale=args.scale,
                 seed=args.seed,
-            )
-            self.server = Server(
-                args.endpoint,
-                allow_remote=args.allow_remote,
-                on_message=self._on_message,
-                on_all_gone=lambda reason: self.generator.submit("release", reason),
             )
             self.worker = Worker()
         except BaseException:
