@@ -1,7 +1,7 @@
 """Benchmarks that print figures (never timed assertions): `python -m lkjam.bench WHAT`.
 
-  step    µs per cpp_step call vs a PyTorch eager step, and mallocs per step
-  engine  note-in -> note-out latency and timing error through JACK ports
+step    µs per cpp_step call vs a PyTorch eager step, and mallocs per step
+engine  note-in -> note-out latency and timing error through JACK ports
 """
 
 from __future__ import annotations
