@@ -2,7 +2,7 @@
 
 - `Timeline`: the fake transport's true beat line (one tempo change), known in advance so
   every part follows the same clock.
-- `Piece`: the chorale shipped in lkjam/data (soprano for the human, bass as a Live clip).
+- `Piece`: the chorale shipped in src/lkjam/data (soprano for the human, bass as a Live clip).
 - `LiveSet`: the fake Live running the real remote script (tracks, bass clip, controls
   rack, key), ticked on the timeline.
 - `Player`: a thread that plays the melody (and, optionally, MIDI clock) into `lkjam in`
