@@ -222,7 +222,7 @@ class Sync:
     """
 
     CLOCK_TIMEOUT_S = 0.5  # MIDI clock older than this no longer counts
-    RECONCILE_POINTS = 5
+    RECONCILE_POINTS = 3
     RECONCILE_SLACK = 0.35  # ticks: a disagreement must be this close to whole ticks
 
     def __init__(self) -> None:
