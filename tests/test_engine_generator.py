@@ -15,6 +15,7 @@ import pytest
 from lkjam.engine.bench import random_model
 from lkjam.engine.generator import MAX_NOTES_PER_BEAT, Generator
 from lkjam.engine.model_file import load_model
+from lkjam.engine.scheduler import Scheduler
 
 from lkjam import _step
 
@@ -248,3 +249,21 @@ def test_mode_off_plays_nothing(tmp_path: Path) -> None:
     rig.midi(0x90, 60, 100)
     rig.run(1.0)
     assert rig.ai_on() == []
+
+
+def test_scheduler_retriggers_a_pitch_without_cutting_the_new_note() -> None:
+    sent: list[tuple[int, ...]] = []
+
+    class Out:
+        def send(self, message: Sequence[int]) -> None:
+            sent.append(tuple(message))
+
+    s = Scheduler(Out(), channel=2)
+    s.note(60, 100, t_on=1.0, t_off=3.0)
+    s.note(60, 90, t_on=2.0, t_off=4.0)  # same pitch while the first still sounds
+    s.run_due(2.5)
+    assert sent == [(0x91, 60, 100), (0x81, 60, 0), (0x91, 60, 90)]
+    s.run_due(3.5)  # the first note's off is stale: the second keeps sounding
+    assert len(sent) == 3 and s.sounding == {60: 2}
+    s.run_due(4.0)
+    assert sent[-1] == (0x81, 60, 0) and not s.sounding
