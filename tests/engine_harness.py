@@ -19,6 +19,8 @@ from typing import Any
 import rtmidi
 import zmq
 
+from lkjam.demo_live import sounding_pitches
+
 
 def free_endpoint() -> str:
     with socket.socket() as s:
@@ -143,13 +145,7 @@ class Midi:
         return [(t, m[1]) for t, m in list(self.received) if m[0] & 0xF0 == 0x90 and m[2] > 0]
 
     def sounding(self) -> set[int]:
-        notes: set[int] = set()
-        for _, m in list(self.received):
-            if m[0] & 0xF0 == 0x90 and m[2] > 0:
-                notes.add(m[1])
-            elif m[0] & 0xF0 in (0x80, 0x90):
-                notes.discard(m[1])
-        return notes
+        return sounding_pitches(m for _, m in list(self.received))
 
     def close(self) -> None:
         """Close after the engine has stopped: python-rtmidi may crash if a message is

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,17 @@ def open_port(kind: str, backend: str, client: str, wanted: str, timeout: float 
         time.sleep(0.05)
 
 
+def sounding_pitches(messages: Iterable[Sequence[int]]) -> set[int]:
+    """Pitches left sounding after a run of raw MIDI messages (note-on velocity 0 = off)."""
+    notes: set[int] = set()
+    for m in messages:
+        if m[0] & 0xF0 == 0x90 and m[2] > 0:
+            notes.add(m[1])
+        elif m[0] & 0xF0 in (0x80, 0x90):
+            notes.discard(m[1])
+    return notes
+
+
 class Recorder:
     """Everything arriving from the engine's `lkjam out`, timestamped on arrival."""
 
@@ -146,13 +157,7 @@ class Recorder:
         return sum(1 for _, m in list(self.received) if m[0] & 0xF0 == 0x90 and m[2] > 0)
 
     def sounding(self) -> set[int]:
-        notes: set[int] = set()
-        for _, m in list(self.received):
-            if m[0] & 0xF0 == 0x90 and m[2] > 0:
-                notes.add(m[1])
-            elif m[0] & 0xF0 in (0x80, 0x90):
-                notes.discard(m[1])
-        return notes
+        return sounding_pitches(m for _, m in list(self.received))
 
     def close(self) -> None:
         """Stop listening, then close. Close the recorder before any other JACK client of
