@@ -34,6 +34,11 @@ TO_SCRIPT = "engine -> script"
 MODES = ("accompany", "call_response", "off")
 CLIP_ROLES = ("clip", "human", "ai", "ignore")
 MAX_CLIP_NOTES = 4096  # per clip_notes answer: what the remote script accepts
+# A looping clip repeats forever, so its density is the generator's sustained work: a loop
+# shorter than one MIDI clock tick, or more notes per beat than this, would keep it
+# feeding clip notes and never catch up with the clock.
+MIN_LOOP_BEATS = 1 / 24
+MAX_CLIP_NOTES_PER_BEAT = 128
 
 
 class ProtocolError(ValueError):
@@ -72,7 +77,7 @@ class Field:
         if self.kind == "sig":
             return "`[numerator, denominator]`"
         if self.kind == "pair":
-            return "`[start, end]` numbers"
+            return f"`[start, end]` numbers in {_fmt(self.lo or 0)}..{_fmt(self.hi or 0)}"
         if self.kind == "id":
             return "string or integer"
         if self.kind == "ints":
@@ -96,6 +101,8 @@ class MessageSpec:
     doc: str
     fields: Mapping[str, Field]
     example: Mapping[str, Any] = field(default_factory=dict)
+    # Rules across fields, run on the normalised message after every field passed.
+    check: Callable[[dict[str, Any]], None] | None = None
 
 
 def _num(doc: str, lo: float | None = None, hi: float | None = None, **kw: Any) -> Field:
@@ -156,7 +163,10 @@ MESSAGES: dict[str, MessageSpec] = {
         "`human` feeds them as the human's part; `ignore` or `playing: false` removes the "
         "clip. Clip time 0 is at song beat `start_beat`; the clip plays on from there, and "
         "a looping clip, on reaching `loop[1]`, repeats `loop[0]..loop[1]` (a non-looping "
-        "one ends at `length`). Sending the same `track`/`slot` again replaces it.",
+        "one ends at `length`). Sending the same `track`/`slot` again replaces it. A looping "
+        "clip's loop lasts at least 1/24 beat (one MIDI clock tick), and at most "
+        f"{MAX_CLIP_NOTES_PER_BEAT} notes may start within any one beat of the clip as it "
+        "plays, loop repeats included.",
         {
             "track": _int("track index", 0, 10_000),
             "slot": _int("clip slot index", 0, 10_000),
@@ -164,7 +174,7 @@ MESSAGES: dict[str, MessageSpec] = {
             "role": Field("enum", "how the engine uses the notes", choices=CLIP_ROLES),
             "length": _num("clip length in beats", 0, 1e5),
             "looping": Field("bool", "whether the clip loops"),
-            "loop": Field("pair", "loop start and end in clip beats, start <= end"),
+            "loop": Field("pair", "loop start and end in clip beats, start <= end", -1e5, 1e5),
             "playing": Field("bool", "whether the clip plays"),
             "start_beat": _num("song beat at which clip time 0 plays (or would have)", -1e6, 1e7),
             "notes": _notes(MAX_NOTES),
@@ -181,6 +191,7 @@ MESSAGES: dict[str, MessageSpec] = {
             "start_beat": 31.5,
             "notes": [[38, 0.0, 1.0, 100], [45, 2.0, 1.0, 90], [41, 4.0, 2.0, 96]],
         },
+        check=lambda m: _check_clip(m),
     ),
     "controls": MessageSpec(
         TO_ENGINE,
@@ -279,7 +290,12 @@ MESSAGES: dict[str, MessageSpec] = {
 
 
 def _is_num(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    # An int is never converted here: JSON integers are unbounded, and float() of one with
+    # 310+ digits raises. Every number field has a range, checked first (Python compares
+    # int and float exactly), so the later float() only sees values in range.
+    if isinstance(x, bool):
+        return False
+    return isinstance(x, int) or (isinstance(x, float) and math.isfinite(x))
 
 
 def _range_text(f: Field) -> str:
@@ -311,7 +327,15 @@ def _scalar(where: str, f: Field, x: object, kind: str) -> Any:
 
 
 def _short(x: object) -> str:
-    text = json.dumps(x) if not isinstance(x, bytes) else repr(x)
+    """`x` for an error text, at most 40 characters, whatever its size or depth."""
+    if isinstance(x, int) and not isinstance(x, bool) and x.bit_length() > 64:
+        return f"an integer of {x.bit_length()} bits"  # str() refuses 4300+ digits
+    if isinstance(x, (list, dict)) and len(x) > 8:
+        return f"{'a list' if isinstance(x, list) else 'an object'} of {len(x)} items"
+    try:
+        text = json.dumps(x)
+    except (TypeError, ValueError, RecursionError):  # not JSON, a big int or deep nesting
+        return f"a {type(x).__name__} that cannot be shown"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -320,6 +344,10 @@ def _check_str(where: str, x: object, max_len: int) -> str:
         raise ProtocolError(f"{where}: must be a string, got {_short(x)}")
     if len(x) > max_len:
         raise ProtocolError(f"{where}: longer than {max_len} characters")
+    try:
+        x.encode("utf-8")
+    except UnicodeEncodeError:  # JSON's \ud800 escapes decode to lone surrogates
+        raise ProtocolError(f"{where}: not valid Unicode text (a lone surrogate)") from None
     return x
 
 
@@ -368,6 +396,8 @@ def _check_field(where: str, f: Field, x: object) -> Any:
     if f.kind == "pair":
         if not (isinstance(x, list) and len(x) == 2 and all(_is_num(v) for v in x)):
             raise ProtocolError(f"{where}: must be [start, end] numbers, got {_short(x)}")
+        for v in x:
+            _check_range(where, f, v, "[start, end] numbers")
         if x[0] > x[1]:
             raise ProtocolError(f"{where}: start must not exceed end, got {_short(x)}")
         return [float(x[0]), float(x[1])]
@@ -416,7 +446,52 @@ def validate(obj: object, direction: str | None = None) -> dict[str, Any]:
                 raise ProtocolError(f"{kind}.{name}: missing ({f.describe()})")
             continue
         out[name] = _check_field(f"{kind}.{name}", f, obj[name])
+    if spec.check is not None:
+        spec.check(out)
     return out
+
+
+def _densest_beat(starts: list[float]) -> tuple[int, float]:
+    """(most onsets within any one beat, where that beat starts) of sorted `starts`."""
+    most, at, lo = 0, 0.0, 0
+    for hi, s in enumerate(starts):
+        while s - starts[lo] >= 1.0:
+            lo += 1
+        if hi - lo + 1 > most:
+            most, at = hi - lo + 1, starts[lo]
+    return most, at
+
+
+def _check_clip(m: dict[str, Any]) -> None:
+    """The clip as the generator unrolls it (ClipTrack): the first pass up to the loop end
+    (or `length`), then the loop region forever. Bound its onsets per beat."""
+    loop0, loop1 = m["loop"]
+    period = loop1 - loop0
+    limit = MAX_CLIP_NOTES_PER_BEAT
+    if m["looping"] and period < MIN_LOOP_BEATS * (1 - 1e-9):  # tolerate rounding in Live
+        raise ProtocolError(
+            f"clip.loop: a looping clip's loop must last at least 1/24 beat (one MIDI "
+            f"clock tick), got {_short(m['loop'])}"
+        )
+    end = loop1 if m["looping"] else m["length"]
+    starts = sorted(n[1] for n in m["notes"] if n[1] < end)
+    if m["looping"]:
+        looped = sorted(n[1] - loop0 for n in m["notes"] if loop0 <= n[1] < loop1)
+        passes = math.floor(1 / period)  # whole loop passes inside any one beat
+        if passes * len(looped) > limit:
+            raise ProtocolError(
+                f"clip.notes: {passes * len(looped)} notes per beat in a loop of "
+                f"{period:.4g} beats, at most {limit} allowed"
+            )
+        # Any one-beat window of the repeats lies within `passes + 2` passes of the first.
+        starts += [loop1 + k * period + o for k in range(passes + 2) for o in looped]
+    if len(starts) > limit:
+        most, at = _densest_beat(sorted(starts))
+        if most > limit:
+            raise ProtocolError(
+                f"clip.notes: {most} notes start within one beat (clip beat "
+                f"{_fmt(round(at, 3))}), at most {limit} allowed"
+            )
 
 
 def decode(frame: bytes, direction: str | None = TO_ENGINE) -> dict[str, Any]:
@@ -427,8 +502,12 @@ def decode(frame: bytes, direction: str | None = TO_ENGINE) -> dict[str, Any]:
         obj = json.loads(frame.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"message: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except json.JSONDecodeError as exc:
         raise ProtocolError(f"message: not JSON ({exc})") from None
+    except ValueError:  # Python's limit on integer digits (sys.set_int_max_str_digits)
+        raise ProtocolError("message: not JSON (an integer with 4300 or more digits)") from None
+    except RecursionError:
+        raise ProtocolError("message: not JSON (nested too deeply)") from None
     return validate(obj, direction)
 
 
@@ -459,9 +538,10 @@ for it (the tests do).
 - **Size cap:** a frame above {MAX_MESSAGE_BYTES} bytes is answered with `error` and
   ignored; ZeroMQ drops a frame above {SOCKET_MAX_BYTES} bytes and disconnects that peer
   (its DEALER reconnects by itself). At most {MAX_NOTES} notes per message.
-- A malformed message (bad UTF-8 or JSON, unknown type, a missing, unknown or
-  out-of-range field, several frames) is answered with `error` naming the field, logged,
-  and otherwise ignored. It never stops the engine.
+- A malformed message (bad UTF-8 or JSON, an integer of 4300 or more digits, nesting
+  too deep to parse, unknown type, a missing, unknown or out-of-range field, a clip too
+  dense to play, several frames) is answered with `error` naming the field, logged, and
+  otherwise ignored. It never stops the engine.
 
 ## Sessions
 - A client starts with `hello` and gets `welcome`. Clients are told apart by their

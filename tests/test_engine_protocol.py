@@ -119,3 +119,81 @@ json_values = st.recursive(
 def test_arbitrary_objects_give_protocol_errors_only(kind: str, fields: dict[str, Any]) -> None:
     with contextlib.suppress(ProtocolError):
         decode(frame(kind, **fields), direction=None)
+
+
+def test_every_number_field_has_a_range() -> None:
+    # _is_num accepts JSON integers of any size and float() runs after the range check, so
+    # an unbounded number field would let a 310-digit integer raise OverflowError.
+    for kind, spec in MESSAGES.items():
+        for name, f in spec.fields.items():
+            if f.kind in ("num", "pair"):
+                assert f.lo is not None and f.hi is not None, f"{kind}.{name}"
+
+
+def clip(notes: list[list[float]], loop: list[float], looping: bool, length: float = 4) -> bytes:
+    return frame(
+        "clip",
+        track=0,
+        slot=0,
+        name="c",
+        role="clip",
+        length=length,
+        looping=looping,
+        loop=loop,
+        playing=True,
+        start_beat=0.0,
+        notes=notes,
+    )
+
+
+@pytest.mark.parametrize(
+    ("notes", "loop", "looping", "expected"),
+    [
+        ([[60, 0.0, 1.0, 100]], [0.0, 1e-9], True, "clip.loop: a looping clip's loop must last"),
+        ([[60, 0.0, 1.0, 100]], [0.0, 0.0], True, "clip.loop: a looping clip's loop must last"),
+        ([[60, 0.0, 1.0, 100]], [0.0, 0.04], True, "clip.loop: a looping clip's loop must last"),
+        (  # the 20,000 notes in a one-beat loop
+            [[60 + i % 12, (i % 1000) / 1000, 0.1, 100] for i in range(20_000)],
+            [0.0, 1.0],
+            True,
+            "clip.notes: 20000 notes per beat in a loop of 1 beats",
+        ),
+        ([[60, 0.0, 0.01, 100]] * 6, [0.0, 1 / 24], True, "clip.notes: 144 notes per beat"),
+        (  # a dense first half-beat, then the loop's start joins the end of the first pass
+            [[60, i / 200, 0.01, 100] for i in range(100)] + [[62, 1.9, 0.01, 100]] * 30,
+            [0.0, 2.0],
+            True,
+            "clip.notes: 130 notes start within one beat (clip beat 1.9)",
+        ),
+        ([[60, 0.0, 1.0, 100]] * 129, [0.0, 4.0], False, "clip.notes: 129 notes start within"),
+        ([[60, 0.0, 1.0, 100]], [0.0, 1e300], False, "clip.loop: must be [start, end] numbers"),
+    ],
+)
+def test_clips_the_generator_could_not_keep_up_with_are_refused(
+    notes: list[list[float]], loop: list[float], looping: bool, expected: str
+) -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode(clip(notes, loop, looping))
+    assert str(info.value).startswith(expected), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("notes", "loop", "looping"),
+    [
+        ([[60, 0.0, 0.01, 100]] * 5, [0.0, 1 / 24], True),  # 120 per beat: a tick-long loop
+        ([[60, i / 128, 0.01, 100] for i in range(128)], [0.0, 1.0], True),
+        ([[60, i / 64, 0.01, 100] for i in range(20_000)], [0.0, 312.5], True),
+        ([[60, 0.0, 0.01, 100]] * 200, [0.0, 0.0], False),  # never played: length 0
+    ],
+)
+def test_dense_but_playable_clips_pass(
+    notes: list[list[float]], loop: list[float], looping: bool
+) -> None:
+    message = decode(clip(notes, loop, looping, length=loop[1]))
+    assert len(message["notes"]) == len(notes)
+
+
+def test_lone_surrogates_are_not_text() -> None:
+    data = b'{"v":1,"type":"hello","live_version":"\\ud800","python":"","script_version":""}'
+    with pytest.raises(ProtocolError, match=r"hello\.live_version: not valid Unicode"):
+        decode(data)
