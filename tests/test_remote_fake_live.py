@@ -9,7 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from lkjam.remote_script.fake_live.driver import FakeLive, import_fake_live
+from lkjam.remote_script.fake_live.driver import VERSIONS, FakeLive, import_fake_live
 
 # The dump lives next to the repo (not in it); LKJAM_LIVE_API_XML may point elsewhere.
 DUMP = Path(
@@ -83,15 +83,135 @@ def test_every_public_name_of_the_fake_exists_in_live(api_names: set[str]) -> No
     assert missing == [], f"the fake offers names Live 12.1.11 lacks: {missing}"
 
 
-def test_live_11_hides_the_live_12_names() -> None:
-    live = FakeLive(version=(11, 3, 25))
-    try:
-        assert not hasattr(live.song, "root_note")
-        assert not hasattr(live.song, "add_scale_intervals_listener")
-        assert live.application.get_major_version() == 11
-    finally:
-        live.Live._lom.set_version(12, 1, 11)
-    assert FakeLive().song.root_note == 0
+# What each version mode hides, per dotted name: the facts the fake must keep.
+# Live 11 already has root_note, scale_name and scale_intervals (Push's scale); only
+# the Scale switch is new in Live 12.0.
+HIDDEN = {
+    "11.3": {
+        "Live.Song.Song.scale_mode",
+        "Live.Song.Song.add_scale_mode_listener",
+        "Live.Song.Song.remove_scale_mode_listener",
+        "Live.Song.Song.scale_mode_has_listener",
+    },
+    "12.0": set(),
+    "12.1": set(),
+}
+PUSH_SCALE = ("Live.Song.Song.root_note", "Live.Song.Song.scale_name")
+PUSH_SCALE += ("Live.Song.Song.scale_intervals", "Live.Song.Song.add_root_note_listener")
+PUSH_SCALE += ("Live.Song.Song.add_scale_name_listener",)
+
+
+def instance_names(live: FakeLive) -> set[str]:
+    """The public names reachable on the instances of a fresh set, in its version."""
+    track = live.add_midi_track("t")
+    rack = live.add_rack(track)
+    clip = live.add_clip(track, 0, 1.0)
+    objects = {
+        "Live.Song.Song": live.song,
+        "Live.Song.Song.View": live.song.view,
+        "Live.Track.Track": track,
+        "Live.ClipSlot.ClipSlot": track.clip_slots[0],
+        "Live.Clip.Clip": clip,
+        "Live.RackDevice.RackDevice": rack,
+        "Live.DeviceParameter.DeviceParameter": rack.parameters[1],
+        "Live.Application.Application": live.application,
+    }
+    return {
+        f"{prefix}.{name}"
+        for prefix, obj in objects.items()
+        for name in dir(type(obj))
+        if not name.startswith("_") and hasattr(obj, name)
+    }
+
+
+@pytest.mark.parametrize("name", sorted(VERSIONS))
+def test_each_version_hides_exactly_what_that_live_lacks(name: str, api_names: set[str]) -> None:
+    everything = instance_names(FakeLive())  # 12.1: nothing hidden
+    offered = instance_names(FakeLive(version=VERSIONS[name]))
+    assert everything - offered == HIDDEN[name]
+    assert HIDDEN[name] <= api_names  # hidden names are real names of the newer Live
+    assert set(PUSH_SCALE) <= offered & api_names
+
+
+@pytest.mark.parametrize("name", sorted(VERSIONS))
+def test_version_modes_behave_like_that_live(name: str) -> None:
+    live = FakeLive(version=VERSIONS[name])
+    song = live.song
+    assert live.application.get_version_string() == ".".join(map(str, VERSIONS[name]))
+    # Push's scale, untouched: C Major, in every version.
+    assert (song.root_note, song.scale_name, song.scale_intervals) == (
+        0,
+        "Major",
+        (0, 2, 4, 5, 7, 9, 11),
+    )
+    assert hasattr(song, "scale_mode") == (name != "11.3")
+    slot = live.add_midi_track("t").clip_slots[0]
+    created = slot.create_clip(4.0)
+    if name == "12.1":
+        assert created == slot.clip
+    else:  # before 12.1 create_clip returns None; Ableton's own code reads slot.clip
+        assert created is None and slot.clip is not None
+
+
+def test_changing_the_set_from_a_listener_raises_like_live() -> None:
+    live = FakeLive()
+    track = live.add_midi_track("t")
+    errors: list[str] = []
+
+    def on_tempo() -> None:
+        for change in (
+            lambda: setattr(live.song, "signature_numerator", 3),
+            lambda: track.clip_slots[0].create_clip(1.0),
+            lambda: live.song.stop_playing(),
+        ):
+            try:
+                change()
+            except RuntimeError as exc:
+                errors.append(str(exc))
+        assert live.song.tempo == 90.0  # reading is fine
+
+    live.song.add_tempo_listener(on_tempo)
+    live.song.tempo = 90.0
+    assert len(errors) == 3 and all("cannot be triggered by notifications" in e for e in errors)
+    assert live.song.signature_numerator == 4 and not track.clip_slots[0].has_clip
+    live.song.remove_tempo_listener(on_tempo)
+    live.song.signature_numerator = 3  # outside a notification it works
+    assert live.song.signature_numerator == 3
+
+
+def test_every_access_gives_a_fresh_wrapper_equal_to_the_last() -> None:
+    live = FakeLive()
+    track = live.add_midi_track("t")
+    clip = live.add_clip(track, 0, 1.0)
+    assert live.song.tracks[0] is not live.song.tracks[0]
+    assert live.song.tracks[0] == live.song.tracks[0] == track
+    assert track.clip_slots[0].clip is not track.clip_slots[0].clip
+    assert track.clip_slots[0].clip == clip and clip != track
+    assert len({live.song.tracks[0], track}) == 1  # hashable, equal hashes
+    assert live.song.tracks[0] != None  # noqa: E711 (Live's liveobj_valid idiom)
+
+
+def test_deleted_objects_raise_and_equal_none() -> None:
+    live = FakeLive()
+    track = live.add_midi_track("t")
+    rack = live.add_rack(track)
+    clip = live.add_clip(track, 0, 1.0)
+    clip.add_name_listener(lambda: None)
+    track.clip_slots[0].delete_clip()
+    assert clip == None and clip._listener_count() == 0  # noqa: E711
+    with pytest.raises(RuntimeError):
+        _ = clip.name
+    macro = rack.parameters[1]
+    track.delete_device(0)
+    with pytest.raises(RuntimeError):
+        _ = macro.value
+    slot = track.clip_slots[1]
+    live.delete_track(track)
+    with pytest.raises(RuntimeError):
+        track.add_name_listener(lambda: None)
+    with pytest.raises(RuntimeError):
+        slot.add_playing_status_listener(lambda: None)
+    assert track == None and len(live.song.tracks) == 0  # noqa: E711
 
 
 def test_fake_listeners_behave_like_live() -> None:

@@ -39,22 +39,33 @@ def test_add_replace_remove_owner_and_clear() -> None:
 
 def test_missing_properties_are_reported_not_raised() -> None:
     live = FakeLive(version=(11, 3, 25))
-    try:
-        registry = ListenerRegistry(lambda _: None)
-        assert registry.add(Owner(), live.song, "root_note", lambda: None) is False
-        assert len(registry) == 0
-    finally:
-        live.Live._lom.set_version(12, 1, 11)
+    registry = ListenerRegistry(lambda _: None)
+    assert registry.add(Owner(), live.song, "scale_mode", lambda: None) is False
+    assert len(registry) == 0
+
+
+def test_a_fresh_wrapper_of_the_same_object_is_the_same_subject() -> None:
+    """Live returns a new wrapper on every access: the registry must use ==, not `is`."""
+    live = FakeLive()
+    live.add_midi_track("t")
+    registry = ListenerRegistry(lambda _: None)
+    owner = Owner()
+    assert live.song.tracks[0] is not live.song.tracks[0]
+    registry.add(owner, live.song.tracks[0], "name", owner.changed)
+    registry.add(owner, live.song.tracks[0], "name", owner.changed)  # replaced
+    assert len(registry) == 1 and live.song.tracks[0]._listener_count() == 1
+    registry.remove_owner(owner)
+    assert live.song.tracks[0]._listener_count() == 0
 
 
 def test_a_listener_already_gone_in_live_is_logged_not_raised() -> None:
-    song = FakeLive().song
+    live = FakeLive()
+    track = live.add_midi_track("t")
     log: list[str] = []
     registry = ListenerRegistry(log.append)
     owner = Owner()
-    registry.add(owner, song, "tempo", owner.changed)
-    song._listeners.clear()  # Live dropped it with its object
-    del song._listeners  # ...and the object itself is gone: any access raises
+    registry.add(owner, track, "name", owner.changed)
+    live.delete_track(track)  # Live drops its listeners with it; any access raises
     registry.clear()
     assert len(registry) == 0
-    assert len(log) == 1 and "tempo" in log[0]
+    assert len(log) == 1 and "name" in log[0]

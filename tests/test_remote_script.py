@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import zmq
 from lkjam.engine import protocol
-from lkjam.remote_script.fake_live.driver import FakeLive
+from lkjam.remote_script.fake_live.driver import VERSIONS, FakeLive
 
 SCRIPT_DIR = Path(__file__).resolve().parents[1] / "remote_script" / "LKJam"
 MAX_TICKS = 300
@@ -87,7 +87,16 @@ def engine(ctx: zmq.Context, port: int) -> Engine:
     return Engine(ctx, port)
 
 
-def build_set(version: tuple[int, int, int] = (12, 1, 11)) -> dict[str, Any]:
+Version = tuple[int, int, int]
+
+
+@pytest.fixture(params=sorted(VERSIONS))
+def version(request: pytest.FixtureRequest) -> Version:
+    """Every test that builds a set runs in the fake Live 11.3, 12.0 and 12.1."""
+    return VERSIONS[request.param]
+
+
+def build_set(version: Version) -> dict[str, Any]:
     live = FakeLive(version=version, tempo=100.0)
     keys = live.add_midi_track("Keys [human]")
     ai = live.add_midi_track("Band", input_routing="lkjam out")
@@ -110,8 +119,8 @@ def all_listeners(live: FakeLive, extra: list[Any]) -> int:
     return sum(obj._listener_count() for obj in objects)
 
 
-def test_hello_transport_clip_scale_controls(engine: Engine, port: int) -> None:
-    s = build_set()
+def test_hello_transport_clip_scale_controls(version: Version, engine: Engine, port: int) -> None:
+    s = build_set(version)
     live = s["live"]
     live.set_scale(2, [0, 2, 3, 5, 7, 9, 10], "Dorian")
     live.load_surface(port=port)
@@ -121,7 +130,7 @@ def test_hello_transport_clip_scale_controls(engine: Engine, port: int) -> None:
 
     assert engine.received[0]["type"] == "hello"
     hello = engine.received[0]
-    assert hello["v"] == 1 and hello["live_version"] == "12.1.11"
+    assert hello["v"] == 1 and hello["live_version"] == ".".join(map(str, version))
     assert hello["python"] == ".".join(map(str, sys.version_info[:3]))
     assert hello["script_version"]
 
@@ -152,8 +161,10 @@ def test_hello_transport_clip_scale_controls(engine: Engine, port: int) -> None:
     live.disconnect()
 
 
-def test_transport_follows_tempo_changes_and_stops(engine: Engine, port: int) -> None:
-    live = build_set()["live"]
+def test_transport_follows_tempo_changes_and_stops(
+    version: Version, engine: Engine, port: int
+) -> None:
+    live = build_set(version)["live"]
     clock = [100.0]
     live.load_surface(port=port, clock=lambda: clock[0])
     live.play()
@@ -177,8 +188,8 @@ def test_transport_follows_tempo_changes_and_stops(engine: Engine, port: int) ->
     live.disconnect()
 
 
-def test_roles_selected_clip_and_stop(engine: Engine, port: int) -> None:
-    s = build_set()
+def test_roles_selected_clip_and_stop(version: Version, engine: Engine, port: int) -> None:
+    s = build_set(version)
     live = s["live"]
     live.load_surface(port=port)
     live.select_clip(s["riff"])  # selected, not playing
@@ -209,8 +220,8 @@ def test_roles_selected_clip_and_stop(engine: Engine, port: int) -> None:
     live.disconnect()
 
 
-def test_controls_from_the_lkjam_rack(engine: Engine, port: int) -> None:
-    s = build_set()
+def test_controls_from_the_lkjam_rack(version: Version, engine: Engine, port: int) -> None:
+    s = build_set(version)
     live = s["live"]
     rack = live.add_rack(s["ai"], "LKJam ", macros=[127, 0, 127, 127, 0, 127, 127])
     live.load_surface(port=port)
@@ -246,9 +257,9 @@ def test_controls_from_the_lkjam_rack(engine: Engine, port: int) -> None:
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["add_new_notes", "set_notes"])
 def test_clip_notes_become_a_new_clip(
-    engine: Engine, port: int, legacy: bool, monkeypatch: pytest.MonkeyPatch
+    version: Version, engine: Engine, port: int, legacy: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    s = build_set()
+    s = build_set(version)
     live = s["live"]
     if legacy:  # Live 10: no MidiNoteSpecification / extended note API
         monkeypatch.delattr(live.Live.Clip, "MidiNoteSpecification")
@@ -286,8 +297,8 @@ def test_clip_notes_become_a_new_clip(
     live.disconnect()
 
 
-def test_bad_engine_messages_are_not_fatal(engine: Engine, port: int) -> None:
-    live = build_set()["live"]
+def test_bad_engine_messages_are_not_fatal(version: Version, engine: Engine, port: int) -> None:
+    live = build_set(version)["live"]
     live.load_surface(port=port)
     run_until(live, engine, lambda: bool(engine.received))
     assert engine.identity is not None
@@ -305,26 +316,55 @@ def test_bad_engine_messages_are_not_fatal(engine: Engine, port: int) -> None:
     live.disconnect()
 
 
-def test_live_11_has_no_scale_but_works(engine: Engine, port: int) -> None:
-    s = build_set(version=(11, 3, 25))
+@pytest.mark.parametrize("name", ["11.3", "12.0"])
+def test_push_default_scale_claims_no_key_on_live_11(name: str, engine: Engine, port: int) -> None:
+    """Live 11 has root_note/scale_intervals too, but they are Push's C Major: no key."""
+    s = build_set(VERSIONS[name])
     live = s["live"]
-    assert not hasattr(live.song, "root_note")
-    surface = live.load_surface(port=port)
+    assert live.song.root_note == 0 and live.song.scale_name == "Major"
+    live.load_surface(port=port)
     live.play()
     live.fire(s["bass"], 0)
+    run_until(live, engine, lambda: bool(engine.of_type("clip")))
+    live.run(0.5, realtime=False)
+    engine.drain()
+    if name == "11.3":
+        assert engine.of_type("scale") == []  # the engine keeps its own --scale
+    else:  # Live 12, Scale mode off: the set says "no scale" outright
+        assert [m["intervals"] for m in engine.of_type("scale")] == [[]]
+
+    live.set_scale(0, [0, 2, 4, 5, 7, 9, 11], "Major")  # now Push (or Scale mode) says C Major
+    if name == "11.3":
+        live.song.root_note = 9  # a Push user picks A...
+        live.song.root_note = 0  # ...and back to C: deliberately C Major
     run_until(
-        live, engine, lambda: bool(engine.of_type("clip")) and len(engine.of_type("transport")) > 2
+        live,
+        engine,
+        lambda: (
+            engine.of_type("scale")[-1:] != [] and bool(engine.of_type("scale")[-1]["intervals"])
+        ),
     )
-    assert engine.received[0]["live_version"] == "11.3.25"
-    assert engine.of_type("scale") == []
+    assert engine.of_type("scale")[-1]["root"] == 0
     assert not any("tick failed" in line for line in live.c_instance.log)
-    assert surface.listener_count > 0
     live.disconnect()
-    live.Live._lom.set_version(12, 1, 11)
 
 
-def test_disconnect_removes_every_listener_and_says_bye(engine: Engine, port: int) -> None:
-    s = build_set()
+def test_a_push_scale_set_before_loading_is_the_key_on_live_11(engine: Engine, port: int) -> None:
+    s = build_set(VERSIONS["11.3"])
+    live = s["live"]
+    assert not hasattr(live.song, "scale_mode")
+    live.set_scale(7, [0, 2, 4, 5, 7, 9, 10], "Mixolydian")  # saved in the set by a Push
+    live.load_surface(port=port)
+    run_until(live, engine, lambda: bool(engine.of_type("scale")))
+    assert engine.of_type("scale")[0]["root"] == 7
+    assert engine.of_type("scale")[0]["intervals"] == [0, 2, 4, 5, 7, 9, 10]
+    live.disconnect()
+
+
+def test_disconnect_removes_every_listener_and_says_bye(
+    version: Version, engine: Engine, port: int
+) -> None:
+    s = build_set(version)
     live = s["live"]
     rack = live.add_rack(s["ai"])
     surface = live.load_surface(port=port)
@@ -344,11 +384,13 @@ def test_disconnect_removes_every_listener_and_says_bye(engine: Engine, port: in
     assert engine.received[-1]["type"] == "bye"
 
 
-def test_rebuilds_when_tracks_change_without_leaking(engine: Engine, port: int) -> None:
-    s = build_set()
+def test_rebuilds_when_tracks_change_without_leaking(
+    version: Version, engine: Engine, port: int
+) -> None:
+    s = build_set(version)
     live = s["live"]
     surface = live.load_surface(port=port)
-    run_until(live, engine, lambda: bool(engine.of_type("scale")))
+    run_until(live, engine, lambda: bool(engine.of_type("transport")))
     before = surface.listener_count
     for i in range(5):
         live.add_midi_track(f"extra {i}")
@@ -362,9 +404,9 @@ def test_rebuilds_when_tracks_change_without_leaking(engine: Engine, port: int) 
 
 
 def test_no_engine_ticks_are_fast_and_it_connects_when_the_engine_appears(
-    ctx: zmq.Context, port: int
+    version: Version, ctx: zmq.Context, port: int
 ) -> None:
-    s = build_set()
+    s = build_set(version)
     live = s["live"]
     live.load_surface(port=port)
     live.play()
@@ -402,8 +444,10 @@ def test_script_parses_as_python_3_7_and_imports_only_stdlib_and_live() -> None:
             assert "__future__" not in names, f"{path.name}: no __future__ imports"
 
 
-def test_clip_anchor_follows_live_without_spurious_resends(engine: Engine, port: int) -> None:
-    s = build_set()
+def test_clip_anchor_follows_live_without_spurious_resends(
+    version: Version, engine: Engine, port: int
+) -> None:
+    s = build_set(version)
     live = s["live"]
     live.load_surface(port=port)
     live.play()
@@ -426,8 +470,8 @@ def test_clip_anchor_follows_live_without_spurious_resends(engine: Engine, port:
     live.disconnect()
 
 
-def test_a_clip_whose_track_moves_is_re_keyed(engine: Engine, port: int) -> None:
-    s = build_set()
+def test_a_clip_whose_track_moves_is_re_keyed(version: Version, engine: Engine, port: int) -> None:
+    s = build_set(version)
     live = s["live"]
     surface = live.load_surface(port=port)
     live.play()
@@ -445,9 +489,135 @@ def test_a_clip_whose_track_moves_is_re_keyed(engine: Engine, port: int) -> None
     assert (moved["track"], moved["playing"], moved["name"]) == (3, True, "bassline")
 
     # The bass track is deleted: its clip stops existing for the engine.
-    song._set("tracks", tuple(t for t in song.tracks if t is not s["bass"]))
+    live.delete_track(s["bass"])
     run_until(live, engine, lambda: engine.of_type("clip")[-1]["playing"] is False)
     assert engine.of_type("clip")[-1]["track"] == 3
     assert all_listeners(live, []) == surface.listener_count
     live.disconnect()
     assert s["bass"]._listener_count() + s["bassline"]._listener_count() == 0
+    assert not any("tick failed" in line for line in live.c_instance.log)
+
+
+def request_accompaniment(live: FakeLive, engine: Engine, rack: Any, clip: Any) -> dict[str, Any]:
+    """Select `clip`, flick macro 8, return the `accompany` request the engine got."""
+    count = len(engine.of_type("accompany"))
+    live.select_clip(clip)
+    live.set_macro(rack, 8, 0)
+    live.set_macro(rack, 8, 127)
+    run_until(live, engine, lambda: len(engine.of_type("accompany")) > count)
+    return engine.of_type("accompany")[-1]
+
+
+def test_a_failing_clip_write_costs_only_itself(
+    version: Version, engine: Engine, port: int
+) -> None:
+    """Frozen AI track: one log line, advice in the status bar, the next message still
+    handled in the same tick, no clip left behind; unfrozen, the next request works."""
+    s = build_set(version)
+    live = s["live"]
+    rack = live.add_rack(s["ai"])
+    live.load_surface(port=port)
+    request = request_accompaniment(live, engine, rack, s["bassline"])
+    s["ai"]._set("is_frozen", True)
+    engine.send(type="clip_notes", id=request["id"], notes=[[52, 0.0, 1.0, 80]])
+    engine.send(type="status", text="after the write")
+    run_until(live, engine, lambda: "lkjam: after the write" in live.c_instance.messages)
+    log = live.c_instance.log
+    assert sum("could not write the accompaniment" in line for line in log) == 1
+    assert any("unfreeze the AI track" in m for m in live.c_instance.messages)
+    assert not any(slot.has_clip for slot in s["ai"].clip_slots)
+    assert not any("tick failed" in line for line in log)
+
+    s["ai"]._set("is_frozen", False)
+    request = request_accompaniment(live, engine, rack, s["bassline"])
+    engine.send(type="clip_notes", id=request["id"], notes=[[52, 0.0, 1.0, 80]])
+    run_until(live, engine, lambda: s["ai"].clip_slots[0].has_clip)
+    live.disconnect()
+
+
+def test_a_clip_that_fails_after_creation_is_removed(
+    version: Version, engine: Engine, port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = build_set(version)
+    live = s["live"]
+    rack = live.add_rack(s["ai"])
+    live.load_surface(port=port)
+    request = request_accompaniment(live, engine, rack, s["bassline"])
+
+    def refuse(self: Any, specifications: Any) -> None:
+        raise RuntimeError("Notes cannot be added")
+
+    monkeypatch.setattr(live.Live.Clip.Clip, "add_new_notes", refuse)
+    engine.send(type="clip_notes", id=request["id"], notes=[[52, 0.0, 1.0, 80]])
+    run_until(live, engine, lambda: any("could not write" in m for m in live.c_instance.messages))
+    assert not any(slot.has_clip for slot in s["ai"].clip_slots)
+    live.disconnect()
+
+
+def test_every_bad_engine_message_is_logged_once_and_shown(
+    version: Version, engine: Engine, port: int
+) -> None:
+    live = build_set(version)["live"]
+    live.load_surface(port=port)
+    run_until(live, engine, lambda: bool(engine.received))
+    bad = [
+        dict(type="clip_notes", id="nobody asked", notes=[]),
+        dict(type="welcome", styles=None),  # no versions, no styles: still a welcome
+        dict(type="nonsense"),
+    ]
+    for message in bad * 2:
+        engine.send(**message)
+    engine.send(type="status", text="still here")
+    run_until(live, engine, lambda: live.c_instance.messages[-1:] == ["lkjam: still here"])
+    log, shown = live.c_instance.log, live.c_instance.messages
+    assert sum("unknown request id" in line for line in log) == 1
+    assert sum("malformed" in line for line in log) == 1
+    assert any("did not ask for" in m for m in shown)
+    assert any("malformed" in m and "lkjam install" in m for m in shown)
+    assert not any("tick failed" in line for line in log)
+    live.disconnect()
+
+
+def test_a_deleted_watched_clip_does_not_fail_the_tick(
+    version: Version, engine: Engine, port: int
+) -> None:
+    s = build_set(version)
+    live = s["live"]
+    live.load_surface(port=port)
+    live.select_clip(s["riff"])
+    live.play()
+    live.fire(s["bass"], 0)
+    run_until(live, engine, lambda: len(engine.of_type("clip")) >= 2)
+    s["keys"].clip_slots[1].delete_clip()  # the selected clip: Live keeps pointing at it
+    s["bass"].clip_slots[0].delete_clip()  # the playing one
+    run_until(live, engine, lambda: engine.of_type("clip")[-1]["playing"] is False)
+    live.run(0.5, realtime=False)
+    assert not any("tick failed" in line for line in live.c_instance.log)
+    live.disconnect()
+
+
+def test_a_one_shot_clip_is_resent_when_its_end_marker_moves(
+    version: Version, engine: Engine, port: int
+) -> None:
+    s = build_set(version)
+    live = s["live"]
+    live.load_surface(port=port)
+    live.select_clip(s["riff"])  # looping off: loop = [start_marker, end_marker]
+    run_until(live, engine, lambda: bool(engine.of_type("clip")))
+    assert engine.of_type("clip")[-1]["loop"] == [0.0, 2.0]
+    s["riff"].end_marker = 1.5
+    run_until(live, engine, lambda: engine.of_type("clip")[-1]["loop"] == [0.0, 1.5])
+    live.disconnect()
+
+
+def test_transport_time_is_perf_counter_not_monotonic(engine: Engine, port: int) -> None:
+    """time.monotonic has 15.6 ms steps on Windows before Python 3.13."""
+    for path in SCRIPT_DIR.glob("*.py"):
+        assert "monotonic" not in path.read_text(encoding="utf-8"), path.name
+    live = build_set(VERSIONS["12.1"])["live"]
+    live.load_surface(port=port)
+    live.play()
+    before = time.perf_counter()
+    run_until(live, engine, lambda: bool(engine.of_type("transport")))
+    assert before <= engine.of_type("transport")[0]["t"] <= time.perf_counter()
+    live.disconnect()

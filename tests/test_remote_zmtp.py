@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import zmq
@@ -304,3 +306,88 @@ def test_a_peer_that_is_not_zeromq_is_a_protocol_error() -> None:
 def test_windows_error_codes_are_normal_states() -> None:
     assert {10035, 10036} <= zmtp.WOULD_BLOCK
     assert {10054, 10061} <= zmtp.CONNECTION_LOST
+
+
+def test_a_socket_numbered_above_1023_connects(
+    context: zmq.Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """select.select refuses fds >= 1024 (ValueError), which a big Live set reaches on
+    macOS; the client must connect and flush without it."""
+    fcntl = pytest.importorskip("fcntl")
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"cannot open fds above 1023 here (hard limit {hard})")
+    if soft != resource.RLIM_INFINITY and soft < 2048:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+    monkeypatch.setattr(zmtp.socket, "socket", _high_fd_socket(fcntl, socket.socket))
+    try:
+        port = free_port()
+        sock = router(context, port)
+        client = DealerClient("127.0.0.1", port, lambda _: None)
+        poll_until(client, lambda: client.connected, sock)
+        assert client._sock is not None and client._sock.fileno() >= 1024
+        client.send([b"bye"])
+        client.flush_blocking(0.5)
+        assert recv(sock, client)[1] == b"bye"
+        client.close()
+    finally:
+        monkeypatch.undo()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _high_fd_socket(fcntl: Any, real: Any) -> Callable[..., socket.socket]:
+    def make(*args: Any, **kwargs: Any) -> socket.socket:
+        low = real(*args, **kwargs)
+        try:
+            return real(fileno=fcntl.fcntl(low.fileno(), fcntl.F_DUPFD, 1024))
+        finally:
+            low.close()
+
+    return make
+
+
+def test_a_host_name_is_resolved_off_lives_thread(
+    context: zmq.Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow DNS answer for LKJAM_ENGINE=name:port must not stall the tick."""
+    port = free_port()
+    sock = router(context, port)
+    answer = threading.Event()
+    real = socket.getaddrinfo
+
+    def slow_dns(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "engine.lkjam.invalid":
+            answer.wait(10)  # a DNS server taking its time
+            return real("127.0.0.1", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(zmtp.socket, "getaddrinfo", slow_dns)
+    client = DealerClient("engine.lkjam.invalid", port, lambda _: None)
+    durations = []
+    for _ in range(20):
+        start = time.perf_counter()
+        client.poll()
+        durations.append(time.perf_counter() - start)
+    assert max(durations) < 0.05 and not client.connected
+    answer.set()
+    poll_until(client, lambda: client.connected, sock)
+    client.close()
+
+
+def test_a_name_that_does_not_resolve_is_logged_once_and_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_dns(host: str, *args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(zmtp.socket, "getaddrinfo", no_dns)
+    clock = FakeClock()
+    logs: list[str] = []
+    client = DealerClient("nowhere.invalid", 5678, logs.append, clock=clock)
+    for _ in range(5):
+        poll_until(client, lambda: client.state == zmtp.IDLE and client.attempts > 0)
+        clock.now += 10.0
+        client.poll()
+    assert client.attempts >= 5
+    assert sum("cannot resolve nowhere.invalid" in line for line in logs) == 1

@@ -19,8 +19,17 @@ MAX_NAME = 200
 # above the jitter between reading the song time and the clip position in one tick.
 ANCHOR_TOLERANCE = 0.25
 
-# Properties whose change changes the `clip` message.
-OBSERVED = ("notes", "name", "looping", "loop_start", "loop_end", "start_marker", "playing_status")
+# Properties whose change changes the `clip` message (end_marker: a one-shot's loop end).
+OBSERVED = (
+    "notes",
+    "name",
+    "looping",
+    "loop_start",
+    "loop_end",
+    "start_marker",
+    "end_marker",
+    "playing_status",
+)
 
 
 class ClipHandler(object):
@@ -89,6 +98,11 @@ class ClipHandler(object):
         }
 
 
+def alive(obj: Any) -> bool:
+    """False for None and for a deleted Live object, which compares equal to None."""
+    return obj is not None and obj != None  # noqa: E711 (Live's liveobj_valid idiom)
+
+
 def loop_range(clip: Any) -> List[float]:
     """[start, end] in clip beats: the loop, or the markers of a clip that plays once."""
     if clip.looping:
@@ -140,6 +154,18 @@ def write_notes(clip: Any, notes: List[list]) -> None:
         )
     else:
         clip.set_notes(tuple((int(p), float(s), float(d), int(v), False) for p, s, d, v in notes))
+
+
+def write_clip(slot: Any, length: float, name: str, notes: List[list]) -> None:
+    """A new clip in an empty slot, with a name and notes; nothing is left on failure."""
+    slot.create_clip(length)  # returns the clip from Live 12.1 on, None before: read it back
+    clip = slot.clip
+    try:
+        clip.name = name
+        write_notes(clip, notes)
+    except Exception:
+        slot.delete_clip()  # no empty or half-written clip behind
+        raise
 
 
 def clip_location(clip: Any) -> Optional[tuple]:

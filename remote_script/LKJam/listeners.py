@@ -14,41 +14,47 @@ Entry = Tuple[Any, Any, str, Callable[[], None]]  # (owner, subject, property, c
 class ListenerRegistry(object):
     def __init__(self, log: Callable[[str], None]) -> None:
         self._log = log
-        self._entries: Dict[Tuple[int, int, str], Entry] = {}
+        # (id(owner), property) -> entries. Live hands out a new wrapper object on every
+        # property access, so subjects are told apart with ==, never by identity.
+        self._entries: Dict[Tuple[int, str], List[Entry]] = {}
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(len(entries) for entries in self._entries.values())
 
     def add(self, owner: Any, subject: Any, prop: str, callback: Callable[[], None]) -> bool:
         """Listen to `subject.prop`; adding the same (owner, subject, prop) replaces it.
 
         Returns False when the subject has no such listenable property (e.g. Live 11
-        has no root_note), so callers can probe optional properties safely.
+        has no scale_mode), so callers can probe optional properties safely.
         """
         adder = getattr(subject, "add_%s_listener" % prop, None)
         if adder is None:
             return False
-        key = (id(owner), id(subject), prop)
-        if key in self._entries:
-            self._detach(self._entries.pop(key))
+        entries = self._entries.setdefault((id(owner), prop), [])
+        for entry in entries:
+            if entry[1] == subject:
+                entries.remove(entry)
+                self._detach(entry)
+                break
         checker = getattr(subject, "%s_has_listener" % prop, None)
         # Live raises if the same callback is connected twice; never do that.
         if checker is None or not checker(callback):
             adder(callback)
-        self._entries[key] = (owner, subject, prop, callback)
+        entries.append((owner, subject, prop, callback))
         return True
 
     def remove_owner(self, owner: Any) -> None:
         """Remove every listener `owner` added."""
-        doomed: List[Tuple[int, int, str]] = [k for k in self._entries if k[0] == id(owner)]
-        for key in doomed:
-            self._detach(self._entries.pop(key))
+        for key in [k for k in self._entries if k[0] == id(owner)]:
+            for entry in self._entries.pop(key):
+                self._detach(entry)
 
     def clear(self) -> None:
         """Remove every listener this registry added."""
         entries, self._entries = self._entries, {}
-        for entry in entries.values():
-            self._detach(entry)
+        for group in entries.values():
+            for entry in group:
+                self._detach(entry)
 
     def _detach(self, entry: Entry) -> None:
         _, subject, prop, callback = entry

@@ -15,7 +15,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 import Live
 
 from . import messages
-from .clip import CLIP_ROLES, ClipHandler, clip_location, read_notes, write_notes
+from .clip import CLIP_ROLES, ClipHandler, alive, clip_location, read_notes, write_clip
 from .controls import ControlsHandler, find_rack
 from .listeners import ListenerRegistry
 from .song import SongHandler
@@ -30,12 +30,18 @@ MAX_CLIPS_PER_TICK = 4  # clip messages built per tick (each reads a clip's note
 MAX_LOGGED_ERRORS = 50
 
 
+# What the status bar says when writing an accompaniment fails, and what to do about it.
+WRITE_ADVICE = "unfreeze the AI track or free a clip slot on it, then turn macro 8 again"
+VERSION_ADVICE = "run lkjam install and restart Live so script and engine match"
+
+
 def engine_endpoint() -> Tuple[str, int]:
-    """Where the engine listens: $LKJAM_ENGINE ("host:port" or "tcp://host:port")."""
+    """Where the engine listens: $LKJAM_ENGINE ("host:port", "tcp://host:port", "[::1]:port")."""
     text = os.environ.get("LKJAM_ENGINE", "").strip()
     if text.startswith("tcp://"):
         text = text[len("tcp://") :]
     host, _, port = text.rpartition(":")
+    host = host.strip("[]")
     if host and port.isdigit():
         return host, int(port)
     return DEFAULT_HOST, DEFAULT_PORT
@@ -53,7 +59,7 @@ def live_version() -> str:
 class LKJam(object):
     """A control surface without controls: Live's state to the engine, and back."""
 
-    def __init__(self, c_instance: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, c_instance: Any, clock: Callable[[], float] = time.perf_counter) -> None:
         self._c_instance = c_instance
         self._logged: Set[str] = set()
         self._registry = ListenerRegistry(self._log)
@@ -172,15 +178,24 @@ class LKJam(object):
         if len(self._inbox) + len(received) > INBOX_LIMIT:
             self._log_once("engine messages arrive faster than ticks; oldest dropped")
         self._inbox.extend(received)
-        for _ in range(min(MAX_INCOMING_PER_TICK, len(self._inbox))):
-            self._receive(self._inbox.popleft())
+        # Structure first, so engine messages meet the tracks as they are now.
         if self._structure_dirty:
             self._rebuild()
         if self._clips_dirty:
             self._rescan_clips()
+        for _ in range(min(MAX_INCOMING_PER_TICK, len(self._inbox))):
+            frames = self._inbox.popleft()
+            try:  # one bad message must not cost the others, or the tick
+                self._receive(frames)
+            except Exception as exc:
+                self._log_once("an engine message failed: %s: %s" % (type(exc).__name__, exc))
+                self._show("lkjam: an engine message could not be handled; " + VERSION_ADVICE)
         beat = self._song.beat
-        for handler in self._clips.values():
-            handler.update_playing(beat)
+        for key, handler in self._clips.items():
+            try:
+                handler.update_playing(beat)
+            except Exception as exc:  # deleted under us: the rescan drops it
+                self._clip_unreadable(key, exc)
         if self._client.connected:
             self._send_changes()
             self._client.flush()
@@ -203,10 +218,19 @@ class LKJam(object):
                 break
             if handler.dirty:
                 handler.dirty = False
-                self._send("clip", handler.message_fields(), key=("clip", *key))
+                try:
+                    fields = handler.message_fields()
+                except Exception as exc:
+                    self._clip_unreadable(key, exc)
+                    continue
+                self._send("clip", fields, key=("clip", *key))
                 budget -= 1
         if self._controls is not None and self._controls.take_trigger():
             self._request_accompaniment()
+
+    def _clip_unreadable(self, key: Tuple[int, int], exc: Exception) -> None:
+        self._log_once("clip at track %d slot %d unreadable: %s" % (key[0], key[1], exc))
+        self._clips_dirty = True
 
     def _on_ready(self) -> None:
         """Connected (again): introduce ourselves, then everything is news."""
@@ -311,7 +335,7 @@ class LKJam(object):
 
     def _locate(self, clip: Any) -> Optional[Tuple[TrackHandler, int, Any]]:
         """(track handler, slot, clip) for a session MIDI clip we know the track of."""
-        if clip is None or not clip.is_midi_clip:
+        if not alive(clip) or not clip.is_midi_clip:
             return None
         location = clip_location(clip)
         if location is None:
@@ -351,22 +375,31 @@ class LKJam(object):
         request = self._pending.pop(str(message.get("id")), None)
         if request is None:
             self._log_once("clip_notes for unknown request id %r" % (message.get("id"),))
+            self._show("lkjam: ignored an accompaniment this set did not ask for")
             return
         notes = messages.note_list(message.get("notes"))
         if notes is None:
             self._log_once("clip_notes: field 'notes' is not a list of [pitch,start,dur,vel]")
+            self._show("lkjam: the engine's accompaniment was malformed; " + VERSION_ADVICE)
             return
         if self._ai is None:
             self._show("lkjam: no AI track (set a track's input to 'lkjam out' or name it [ai])")
             return
         slot = self._ai.empty_slot(request["slot"])
         if slot < 0:
-            self._show("lkjam: the AI track has no empty clip slot for the accompaniment")
+            self._show("lkjam: the AI track has no empty clip slot; free one, then turn macro 8")
             return
         length = max([request["length"]] + [n[1] + n[2] for n in notes])
-        clip = self._ai.track.clip_slots[slot].create_clip(length)
-        clip.name = "%s (lkjam)" % request["name"]
-        write_notes(clip, notes)
+        name = "%s (lkjam)" % request["name"]
+        try:
+            write_clip(self._ai.track.clip_slots[slot], length, name, notes)
+        except Exception as exc:  # frozen track, slot filled meanwhile, track deleted...
+            self._log(
+                "could not write the accompaniment to slot %d: %s: %s"
+                % (slot + 1, type(exc).__name__, exc)
+            )
+            self._show("lkjam: could not write the accompaniment (%s); %s" % (exc, WRITE_ADVICE))
+            return
         self._show(
             "lkjam: wrote %d notes to '%s' slot %d" % (len(notes), self._ai.track.name, slot + 1)
         )
@@ -378,6 +411,7 @@ class LKJam(object):
             message = messages.decode(frames)
         except ValueError as exc:
             self._log_once("ignored a malformed engine message: %s" % exc)
+            self._show("lkjam: ignored a malformed engine message; " + VERSION_ADVICE)
             return
         kind = message["type"]
         if kind == "welcome":

@@ -3,7 +3,11 @@
 Live's embedded Python has no pyzmq, so the script speaks the wire protocol itself:
 the 64-byte greeting, the READY command carrying Socket-Type DEALER, and message
 frames (short and long, multipart). Everything runs on a non-blocking TCP socket that
-the caller drives with `poll()` from Live's ~100 ms tick; no call ever blocks.
+the caller drives with `poll()` from Live's ~100 ms tick; no call ever blocks. Two
+things that would: a DNS lookup (a host name in the endpoint) runs on a short-lived
+daemon thread, and connect completion is checked with `selectors` (epoll, kqueue),
+never `select.select`, which refuses file descriptors >= 1024 (common in a big set on
+macOS).
 
 A refused or reset connection is a normal state here (the engine is simply not
 running, or restarted): the client logs the change once, closes, and retries with
@@ -14,13 +18,14 @@ its full state from `on_ready`, so nothing stale is ever replayed after a reconn
 import contextlib
 import errno
 import os
-import select
+import selectors
 import socket
 import struct
 import sys
+import threading
 import time
 from collections import OrderedDict
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 # Frame flag bits (ZMTP 3.x).
 FLAG_MORE = 0x01
@@ -74,6 +79,7 @@ CONNECTION_LOST = frozenset(
 
 # Connection states.
 IDLE = "idle"  # no socket; waiting for the next attempt
+RESOLVING = "resolving"  # a host name is being looked up on a helper thread
 CONNECTING = "connecting"  # TCP connect in progress
 GREETING = "greeting"  # our greeting sent, waiting for the peer's
 HANDSHAKE = "handshake"  # READY sent, waiting for the peer's READY
@@ -182,6 +188,39 @@ def parse_metadata(data: bytes) -> Dict[str, bytes]:
     return props
 
 
+def numeric_address(host: str, port: int) -> Optional[Tuple[int, tuple]]:
+    """(family, sockaddr) for an IP literal, None for a name that needs DNS."""
+    for family, sockaddr in (
+        (socket.AF_INET, (host, port)),
+        (socket.AF_INET6, (host, port, 0, 0)),
+    ):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return family, sockaddr
+    return None
+
+
+class Lookup(object):
+    """getaddrinfo on a daemon thread, so a slow DNS server never stalls Live's thread."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.result: Union[List[Any], OSError, None] = None
+        self.done = threading.Event()
+        thread = threading.Thread(target=self._run, args=(host, port), name="lkjam-dns")
+        thread.daemon = True  # a lookup hanging at exit must not keep Live running
+        thread.start()
+
+    def _run(self, host: str, port: int) -> None:
+        try:
+            self.result = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except OSError as exc:  # socket.gaierror included
+            self.result = exc
+        finally:
+            self.done.set()
+
+
 class OutQueue(object):
     """Bounded FIFO of encoded messages; a message with a key replaces the queued one.
 
@@ -225,7 +264,7 @@ class DealerClient(object):
         port: int,
         log: Callable[[str], None],
         on_ready: Optional[Callable[[], None]] = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.perf_counter,
         queue_limit: int = 64,
         backoff_min: float = 0.25,
         backoff_max: float = 4.0,
@@ -244,6 +283,8 @@ class DealerClient(object):
         self.queue = OutQueue(queue_limit)
         self.state = IDLE
         self._sock: Optional[socket.socket] = None
+        self._selector: Optional[selectors.BaseSelector] = None  # our socket, for writability
+        self._lookup: Optional[Lookup] = None
         self._rbuf = bytearray()
         self._wbuf = bytearray()
         self._parts: List[bytes] = []
@@ -276,6 +317,8 @@ class DealerClient(object):
         try:
             if self.state == IDLE and self._clock() >= self._next_attempt:
                 self._start_connect()
+            if self.state == RESOLVING:
+                self._check_resolved()
             if self.state == CONNECTING:
                 self._check_connected()
             if self.state in (GREETING, HANDSHAKE) and self._clock() > self._deadline:
@@ -316,14 +359,35 @@ class DealerClient(object):
         end = self._clock() + timeout
         while self.state == READY and (self._wbuf or len(self.queue)) and self._clock() < end:
             self.poll(max_read=0)
-            if self._wbuf and self._sock is not None:
-                select.select([], [self._sock], [], 0.01)
+            if self._wbuf and self._selector is not None:
+                self._selector.select(0.01)
 
     # -- internals ---------------------------------------------------------------
 
     def _start_connect(self) -> None:
         self.attempts += 1
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        address = numeric_address(self.host, self.port)
+        if address is None:
+            self._lookup = Lookup(self.host, self.port)
+            self.state = RESOLVING
+            return
+        self._connect(*address)
+
+    def _check_resolved(self) -> None:
+        lookup = self._lookup
+        assert lookup is not None
+        if not lookup.done.is_set():
+            return
+        self._lookup = None
+        result = lookup.result
+        if isinstance(result, OSError) or not result:
+            self._lost("cannot resolve %s (%s)" % (self.host, result))
+            return
+        family, _, _, _, sockaddr = result[0]
+        self._connect(family, sockaddr)
+
+    def _connect(self, family: int, sockaddr: tuple) -> None:
+        sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if sys.platform == "darwin":
@@ -332,6 +396,8 @@ class DealerClient(object):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, nosigpipe, 1)
         self._sock = sock
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(sock, selectors.EVENT_WRITE)
         self._rbuf = bytearray()
         self._wbuf = bytearray()
         self._parts = []
@@ -339,25 +405,25 @@ class DealerClient(object):
         self.queue.clear()
         self.state = CONNECTING
         self._deadline = self._clock() + self._handshake_timeout
-        code = sock.connect_ex((self.host, self.port))
+        code = sock.connect_ex(sockaddr)
         if code == 0:
             self._connected()
         elif code not in WOULD_BLOCK:
             raise OSError(code, os.strerror(code))
 
     def _check_connected(self) -> None:
-        sock = self._sock
-        assert sock is not None
-        # Windows reports a failed connect in the exception set, POSIX as writable + SO_ERROR.
-        _, writable, failed = select.select([], [sock], [sock], 0)
-        if not writable and not failed:
+        sock, selector = self._sock, self._selector
+        assert sock is not None and selector is not None
+        # Windows reports a failed connect in select's exception set; the selector
+        # folds that into "writable" there, and SO_ERROR or getpeername tells which.
+        if not selector.select(0):
             if self._clock() > self._deadline:
                 raise OSError(errno.ETIMEDOUT, "connect timed out")
             return
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code != 0 or failed:
-            code = code or errno.ECONNREFUSED
+        if code != 0:
             raise OSError(code, os.strerror(code))
+        sock.getpeername()  # ENOTCONN (WSAENOTCONN) when the connect failed silently
         self._connected()
 
     def _connected(self) -> None:
@@ -465,6 +531,10 @@ class DealerClient(object):
 
     def _drop_socket(self) -> None:
         sock, self._sock = self._sock, None
+        selector, self._selector = self._selector, None
+        if selector is not None:
+            selector.close()
+        self._lookup = None  # a pending lookup finishes on its own; its answer is unused
         self.queue.clear()
         self._wbuf = bytearray()
         if sock is not None:

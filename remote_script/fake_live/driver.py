@@ -23,6 +23,8 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 FAKE_LIVE_DIR = os.path.dirname(os.path.abspath(__file__))
 TICK_SECONDS = 0.1  # Live's update_display period
+# The Live versions the fake behaves like (tests run the script in each).
+VERSIONS = {"11.3": (11, 3, 25), "12.0": (12, 0, 25), "12.1": (12, 1, 11)}
 
 Note = Tuple[int, float, float, int]  # (pitch, start beat, duration beats, velocity)
 
@@ -100,7 +102,9 @@ class FakeLive:
         name: str = "",
         looping: bool = True,
     ) -> Any:
-        clip = track.clip_slots[slot].create_clip(length)
+        clip_slot = track.clip_slots[slot]
+        clip_slot.create_clip(length)  # returns the clip only from Live 12.1 on
+        clip = clip_slot.clip
         clip.name = name
         clip.looping = looping
         for pitch, start, duration, velocity in notes:
@@ -120,11 +124,16 @@ class FakeLive:
     def select_clip(self, clip: Any) -> None:
         self.song.view.detail_clip = clip
 
+    def delete_track(self, track: Any) -> None:
+        self.song.delete_track(list(self.song.tracks).index(track))
+
     def set_scale(self, root: int, intervals: Sequence[int], name: str = "") -> None:
+        """Live 12: the set's scale, Scale mode on. Live 11: Push's scale, as a Push sets it."""
         self.song.root_note = root
         self.song._set("scale_intervals", tuple(intervals))
         self.song.scale_name = name
-        self.song.scale_mode = True
+        if hasattr(self.song, "scale_mode"):
+            self.song.scale_mode = True
 
     # -- the surface -------------------------------------------------------------
 

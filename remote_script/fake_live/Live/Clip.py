@@ -144,6 +144,7 @@ class Clip(_lom.LomObject):
         )
 
     def add_new_notes(self, specifications):
+        _lom.guard()
         ids = []
         for spec in specifications:
             if not isinstance(spec, MidiNoteSpecification):
@@ -154,6 +155,7 @@ class Clip(_lom.LomObject):
         return tuple(ids)
 
     def set_notes(self, notes):
+        _lom.guard()
         if not isinstance(notes, tuple):
             raise TypeError("set_notes expects a tuple of note tuples")
         for pitch, start, duration, velocity, mute in notes:
@@ -161,6 +163,7 @@ class Clip(_lom.LomObject):
         self._notify("notes")
 
     def remove_notes_extended(self, from_pitch, pitch_span, from_time, time_span):
+        _lom.guard()
         doomed = set(id(n) for n in self._select(from_pitch, pitch_span, from_time, time_span))
         self._notes = [n for n in self._notes if id(n) not in doomed]
         self._notify("notes")

@@ -28,3 +28,8 @@ class Device(_lom.LomObject):
     can_have_drum_pads = _lom.value("can_have_drum_pads")
     is_active = _lom.value("is_active")
     canonical_parent = _lom.value("canonical_parent")
+
+    def _delete(self):
+        for parameter in self._values["parameters"]:
+            parameter._delete()
+        _lom.LomObject._delete(self)

@@ -1,9 +1,19 @@
-"""Live.Song: the Live set (transport, tracks, scale) and its view (selection)."""
+"""Live.Song: the Live set (transport, tracks, scale) and its view (selection).
+
+The scale: Live 11 already has root_note, scale_name and scale_intervals. They are
+Push's scale (C Major unless a Push or another control surface changed it), not a key
+the user declared. Live 12 adds scale_mode, its Scale switch (off in a new set).
+"""
 
 from . import _lom
 
+# Push's default scale, which a set keeps until something changes it.
+_PUSH_ROOT = 0
+_PUSH_SCALE = "Major"
+_PUSH_INTERVALS = (0, 2, 4, 5, 7, 9, 11)
 
-@_lom.live12_only("root_note", "scale_intervals", "scale_name", "scale_mode")
+
+@_lom.since(12, 0, "scale_mode")
 @_lom.observable(
     "tempo",
     "is_playing",
@@ -37,9 +47,9 @@ class Song(_lom.LomObject):
             signature_numerator=4,
             signature_denominator=4,
             tracks=(),
-            root_note=0,
-            scale_intervals=(0, 2, 4, 5, 7, 9, 11),
-            scale_name="Major",
+            root_note=_PUSH_ROOT,
+            scale_intervals=_PUSH_INTERVALS,
+            scale_name=_PUSH_SCALE,
             scale_mode=False,
         )
         self._values["view"] = Song.View(self)
@@ -66,3 +76,10 @@ class Song(_lom.LomObject):
 
     def continue_playing(self):
         self.is_playing = True
+
+    def delete_track(self, index):
+        _lom.guard()
+        tracks = list(self._values["tracks"])
+        doomed = tracks.pop(index)
+        self._set("tracks", tuple(tracks))
+        doomed._delete()

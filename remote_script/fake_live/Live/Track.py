@@ -22,6 +22,8 @@ class RoutingType(object):
     "input_routing_type",
     "mute",
     "arm",
+    "is_frozen",
+    "current_monitoring_state",
 )
 class Track(_lom.LomObject):
     def __init__(self, song, name, input_routing="All Ins", slots=8, midi=True):
@@ -40,6 +42,8 @@ class Track(_lom.LomObject):
             has_audio_output=True,
             mute=False,
             arm=False,
+            is_frozen=False,
+            current_monitoring_state=1,  # Auto
             canonical_parent=song,
         )
         self._values["clip_slots"] = tuple(_ClipSlot(self) for _ in range(slots))
@@ -57,14 +61,19 @@ class Track(_lom.LomObject):
     has_audio_output = _lom.value("has_audio_output")
     mute = _lom.value("mute", writable=True)
     arm = _lom.value("arm", writable=True)
+    is_frozen = _lom.value("is_frozen")
+    current_monitoring_state = _lom.value("current_monitoring_state", writable=True)
     canonical_parent = _lom.value("canonical_parent")
 
     def delete_device(self, index):
-        devices = list(self.devices)
-        del devices[index]
+        _lom.guard()
+        devices = list(self._values["devices"])
+        doomed = devices.pop(index)
         self._set("devices", tuple(devices))
+        doomed._delete()
 
     def stop_all_clips(self):
+        _lom.guard()
         index = self.playing_slot_index
         if index >= 0:
             slot = self.clip_slots[index]
@@ -87,3 +96,8 @@ class Track(_lom.LomObject):
         clip._set("is_playing", True)
         clip._notify("playing_status")
         self._set("playing_slot_index", index)
+
+    def _delete(self):
+        for child in self._values["clip_slots"] + self._values["devices"]:
+            child._delete()
+        _lom.LomObject._delete(self)

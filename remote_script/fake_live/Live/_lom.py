@@ -1,33 +1,111 @@
-"""Private machinery of the fake `Live`: observable values and listener lists.
+"""Private machinery of the fake `Live`: handles, observable values, listener lists.
 
-Live's rule, kept here: adding a listener that is already connected, or removing one
-that is not, raises RuntimeError. A test cannot pass by leaking or double-adding.
+It keeps the rules of Live's object model that a script can trip over:
+- adding a listener that is already connected, or removing one that is not, raises;
+- changing the set from inside a notification raises RuntimeError, as Live does;
+- every property access returns a fresh handle: `is` fails, `==` works (Live wraps its
+  C++ objects anew each time);
+- a deleted object compares equal to None and raises on any public access;
+- names a Live version lacks are missing in that version (`since`).
 """
 
-# The Live version the fake pretends to be; the driver sets it. Names that only exist
-# from Live 12 on (scale, root note...) vanish below 12, as in Live 11.
+from typing import ClassVar, Dict, Tuple
+
+# The Live version the fake pretends to be; FakeLive sets it (Live has one per process).
 VERSION = [12, 1, 11]
+NOTIFICATION_ERROR = (
+    "Changes cannot be triggered by notifications. You will need to defer your response."
+)
+_notifying = [0]  # depth of listener callbacks running right now
 
 
 def set_version(major, minor, bugfix):
     VERSION[:] = [major, minor, bugfix]
 
 
-class LomObject(object):
-    """Base of every fake Live object: a value store and listener lists."""
+def at_least(major, minor):
+    return (VERSION[0], VERSION[1]) >= (major, minor)
 
-    _live12_names = frozenset()
+
+def guard():
+    """Raise like Live when a listener tries to change the set."""
+    if _notifying[0]:
+        raise RuntimeError(NOTIFICATION_ERROR)
+
+
+class _Core(object):
+    """The state behind every handle of one Live object."""
+
+    __slots__ = ("attrs", "deleted", "listeners", "values")
+
+    def __init__(self, values):
+        self.values = values
+        self.listeners = {}
+        self.attrs = {}  # private fake state (notes, start beat...), shared by handles
+        self.deleted = False
+
+
+class LomObject(object):
+    """Base of every fake Live object: a handle onto a shared core."""
+
+    _since: ClassVar[
+        Dict[str, Tuple[int, int]]
+    ] = {}  # public name -> (major, minor) of the first Live version that has it
 
     def __init__(self, **values):
-        object.__setattr__(self, "_values", dict(values))
-        object.__setattr__(self, "_listeners", {})
+        object.__setattr__(self, "_core", _Core(dict(values)))
 
     def __getattribute__(self, name):
-        if name in type(self)._live12_names and VERSION[0] < 12:
-            raise AttributeError(
-                "%s has no attribute %r in Live %d" % (type(self).__name__, name, VERSION[0])
-            )
+        if name[0] != "_":
+            core = object.__getattribute__(self, "_core")
+            if core.deleted:
+                raise RuntimeError("the %s was deleted" % type(self).__name__)
+            since = type(self)._since.get(name)
+            if since is not None and not at_least(*since):
+                raise AttributeError(
+                    "%s has no attribute %r in Live %d.%d"
+                    % (type(self).__name__, name, VERSION[0], VERSION[1])
+                )
         return object.__getattribute__(self, name)
+
+    def __getattr__(self, name):
+        attrs = object.__getattribute__(self, "_core").attrs
+        if name in attrs:
+            return attrs[name]
+        raise AttributeError("%s has no attribute %r" % (type(self).__name__, name))
+
+    def __setattr__(self, name, value):
+        if name.startswith("_"):
+            self._core.attrs[name] = value
+        elif isinstance(getattr(type(self), name, None), property):
+            object.__setattr__(self, name, value)  # read-only ones raise AttributeError
+        else:
+            raise AttributeError("%s has no attribute %r" % (type(self).__name__, name))
+
+    def __eq__(self, other):
+        if other is None:
+            return self._core.deleted  # Live's liveobj_valid(obj) is `obj != None`
+        return isinstance(other, LomObject) and other._core is self._core
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return hash(id(self._core))
+
+    @property
+    def _values(self):
+        return self._core.values
+
+    @property
+    def _listeners(self):
+        return self._core.listeners
+
+    def _handle(self):
+        """A new handle onto the same object, as each property access in Live gives."""
+        handle = object.__new__(type(self))
+        object.__setattr__(handle, "_core", self._core)
+        return handle
 
     def _set(self, name, value):
         """Change a value as Live would, notifying its listeners when it changed."""
@@ -37,20 +115,39 @@ class LomObject(object):
             self._notify(name)
 
     def _notify(self, name):
-        for callback in list(self._listeners.get(name, ())):
-            callback()
+        _notifying[0] += 1
+        try:
+            for callback in list(self._listeners.get(name, ())):
+                callback()
+        finally:
+            _notifying[0] -= 1
+
+    def _delete(self):
+        """The object is gone from the set: its listeners go with it; access raises."""
+        self._core.listeners.clear()
+        self._core.deleted = True
 
     def _listener_count(self):
         return sum(len(v) for v in self._listeners.values())
 
 
-def value(name, writable=False, live12=False):
+def fresh(value):
+    """A value as Live returns it: new handles for objects, also inside tuples."""
+    if isinstance(value, LomObject):
+        return value._handle()
+    if isinstance(value, tuple):
+        return tuple(fresh(v) for v in value)
+    return value
+
+
+def value(name, writable=False):
     """A property backed by the value store; writable ones notify like Live's setters."""
 
     def get(self):
-        return self._values[name]
+        return fresh(self._values[name])
 
     def put(self, new):
+        guard()
         self._set(name, new)
 
     return property(get, put if writable else None)
@@ -69,21 +166,21 @@ def observable(*names):
     return decorate
 
 
-def live12_only(*names):
-    """Class decorator: hide these names (and their listener methods) below Live 12."""
+def since(major, minor, *names):
+    """Class decorator: these names (and their listener methods) appear in that version."""
 
     def decorate(cls):
-        hidden = set(cls._live12_names)
+        table = dict(cls._since)
         for name in names:
-            hidden.update(
-                (
-                    name,
-                    "add_%s_listener" % name,
-                    "remove_%s_listener" % name,
-                    "%s_has_listener" % name,
-                )
-            )
-        cls._live12_names = frozenset(hidden)
+            for member in (
+                name,
+                "add_%s_listener" % name,
+                "remove_%s_listener" % name,
+                "%s_has_listener" % name,
+            ):
+                if hasattr(cls, member):
+                    table[member] = (major, minor)
+        cls._since = table
         return cls
 
     return decorate
