@@ -9,6 +9,10 @@ tempo map never changes where a note lands.
 
 from __future__ import annotations
 
+import io
+import os
+import struct
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +26,8 @@ DRUM_CHANNEL = 9  # General MIDI channel 10: percussion, whose "pitches" are ins
 CONDUCTOR_TYPES = ("set_tempo", "time_signature", "key_signature")
 ROLE_CHANNELS = {"human": 0, "clip": 1, "ai": 2}
 DEFAULT_TEMPO = 500_000  # µs per beat (120 BPM), MIDI's default when a file sets none
+MAX_TICKS_PER_BEAT = 0x7FFF  # the header's division: above it, the top bit means SMPTE
+MAX_METER = 64  # the step's limit on a numerator and a (power of two) denominator
 
 
 class MidiFileError(ValueError):
@@ -73,12 +79,33 @@ def _notes(track: mido.MidiTrack) -> list[Note]:
     return notes
 
 
+def _division_problem(tpb: int) -> str | None:
+    if tpb < 0:  # mido reads the division as signed: the SMPTE bit makes it negative
+        return "SMPTE time division (frames per second, not ticks per beat) is not supported"
+    if not 1 <= tpb <= MAX_TICKS_PER_BEAT:
+        return f"{tpb} ticks per beat (must be 1..{MAX_TICKS_PER_BEAT})"
+    return None
+
+
+def _conductor_problem(msg: mido.MetaMessage) -> str | None:
+    """What makes a tempo or meter unusable (a zero tempo divides by zero in tempo2bpm; the
+    step takes meters up to 64/64), or None."""
+    if msg.type == "set_tempo" and msg.tempo <= 0:
+        return "set_tempo 0 µs per beat"
+    if msg.type == "time_signature" and not (
+        1 <= msg.numerator <= MAX_METER and 1 <= msg.denominator <= MAX_METER
+    ):
+        return f"time signature {msg.numerator}/{msg.denominator} (must be 1..64 / 1..64)"
+    return None
+
+
 def read_midi(path: str | Path, human_track: int | None = None) -> MidiSong:
     """Read `path`. The parts are its tracks, or, for a file with a single track that
     uses several channels (type 0), its channels. `human_track` is a part's index (track
     number or channel, 0-based); by default a track named "human" (as `write_midi` writes),
     else the part with the highest mean pitch (the top voice).
-    Raises MidiFileError for a missing, corrupt or note-less file or a bad part number."""
+    Raises MidiFileError for a missing, corrupt or note-less file, a bad part number, or a
+    timing that cannot be read as beats (SMPTE or zero division, zero tempo, zero meter)."""
     path = Path(path)
     try:
         mid = mido.MidiFile(path)
@@ -89,6 +116,11 @@ def read_midi(path: str | Path, human_track: int | None = None) -> MidiSong:
     if mid.type == 2:
         raise MidiFileError(f"{path}: MIDI type 2 (independent sequences) is not supported")
     tpb = mid.ticks_per_beat
+    problem = _division_problem(tpb)
+    if problem is not None:
+        raise MidiFileError(f"{path}: {problem}")
+    if not mid.tracks:
+        raise MidiFileError(f"{path}: no tracks")
 
     per_track = [_notes(track) for track in mid.tracks]
     if len(per_track) == 1 and len({n[4] for n in per_track[0]}) > 1:
@@ -129,11 +161,14 @@ def read_midi(path: str | Path, human_track: int | None = None) -> MidiSong:
     )
 
     conductor: list[tuple[float, mido.MetaMessage]] = []
-    for track in mid.tracks:
+    for i, track in enumerate(mid.tracks):
         tick = 0
         for msg in track:
             tick += msg.time
             if msg.type in CONDUCTOR_TYPES:
+                problem = _conductor_problem(msg)
+                if problem is not None:
+                    raise MidiFileError(f"{path}: track {i}: {problem} at beat {tick / tpb:g}")
                 conductor.append((tick / tpb, msg.copy(time=0)))
     conductor.sort(key=lambda item: item[0])
     first = {msg.type: msg for _, msg in reversed(conductor)}
@@ -198,9 +233,16 @@ def write_midi(
 ) -> None:
     """Write `events` (any roles) as a type-1 file: conductor, then tracks human, clip (only
     if there are clip notes) and ai. `conductor` (from `read_midi`) replaces the tempo and
-    meter arguments. Notes of unknown duration get the lengths the metrics assume."""
+    meter arguments. Notes of unknown duration get the lengths the metrics assume.
+    The file appears whole or not at all: a MidiFileError leaves `path` as it was."""
     if events.dtype != EVENT_DTYPE:
         raise TypeError(f"write_midi: events must have EVENT_DTYPE, got {events.dtype}")
+    path = Path(path)
+    problem = _division_problem(ticks_per_beat)
+    if problem is None and not 60e6 / 0xFFFFFF <= tempo_bpm <= 60e6:  # 1..2^24-1 µs per beat
+        problem = f"tempo {tempo_bpm} BPM (must be 3.58..60000000)"
+    if problem is not None:
+        raise MidiFileError(f"{path}: cannot write: {problem}")
     if conductor is None:
         conductor = [
             (0.0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm))),
@@ -212,6 +254,9 @@ def write_midi(
     meta = mido.MidiTrack()
     now = 0
     for beat, msg in conductor:
+        problem = _conductor_problem(msg)
+        if problem is not None:
+            raise MidiFileError(f"{path}: cannot write: {problem} at beat {beat:g}")
         tick = round(beat * ticks_per_beat)
         meta.append(msg.copy(time=tick - now))
         now = tick
@@ -223,8 +268,18 @@ def write_midi(
         if name == "clip" and not select.any():
             continue
         mid.tracks.append(_track(name, events[select], ends[select], ticks_per_beat))
-    path = Path(path)
+    buffer = io.BytesIO()
     try:
-        mid.save(path)
+        mid.save(file=buffer)  # in memory first: mido fails midway on a bad message
+    except (ValueError, TypeError, OverflowError, struct.error) as exc:
+        raise MidiFileError(f"{path}: cannot write ({exc})") from None
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getvalue())
+        os.replace(tmp, path)
     except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise MidiFileError(f"{path}: cannot write ({exc.strerror or exc})") from None
