@@ -45,8 +45,8 @@ PYTHON37 = find_python37()
 SESSION = """
 import json, sys
 sys.path[:0] = [sys.argv[1] + "/remote_script", sys.argv[1] + "/remote_script/fake_live"]
-from driver import FakeLive
-live = FakeLive(tempo=100)
+from driver import VERSIONS, FakeLive
+live = FakeLive(version=VERSIONS[sys.argv[3]], tempo=100)
 keys = live.add_midi_track("Keys [human]")
 band = live.add_midi_track("Band", input_routing="lkjam out")
 rack = live.add_rack(band)
@@ -69,14 +69,15 @@ print(json.dumps({"notes": notes, "log": live.c_instance.log}))
 
 
 @pytest.mark.skipif(PYTHON37 is None, reason="no python3.7 here (set LKJAM_PYTHON37)")
-def test_the_script_runs_on_python_3_7() -> None:
+@pytest.mark.parametrize("version", ["11.3", "12.0"])  # the Lives that embed Python 3.7
+def test_the_script_runs_on_python_3_7(version: str) -> None:
     ctx = zmq.Context()
     router = ctx.socket(zmq.ROUTER)
     router.linger = 0
     port = router.bind_to_random_port("tcp://127.0.0.1")
     assert PYTHON37 is not None
     process = subprocess.Popen(
-        [PYTHON37, "-c", SESSION, str(REPO), str(port)],
+        [PYTHON37, "-c", SESSION, str(REPO), str(port), version],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
