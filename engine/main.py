@@ -94,6 +94,14 @@ class Engine:
         self.thread: threading.Thread | None = None
         self.generator: Generator
         self._dropped_logged, self._dropped_at = 0, 0.0
+        # Style requests (socket thread) and loads (worker) meet here, under the lock, so
+        # that the engine ends on the style asked for last however they interleave.
+        self._style_lock = threading.Lock()
+        self._style_wanted = self.style  # asked for last; the one in use after a failure
+        self._style_seq = 0  # bumped by every new request: a load of an older one is stale
+        self._style_rid = b""  # who asked last: told when the load fails
+        self._style_job = False  # a swap job is queued and has not started yet
+        self._loadable: dict[tuple[Path, int, int], bool] = {}  # (file, size, mtime) -> loads
         try:
             # The socket first: a bad endpoint is refused before any port appears. It is
             # only polled once run() starts, when the generator exists.
@@ -144,7 +152,7 @@ class Engine:
                 m["python"],
                 m["script_version"],
             )
-            styles = list_styles(self.args.styles_dir)
+            styles = self._loadable_styles()
             self.server.send(
                 rid, "welcome", engine_version=__version__, model=self.style, styles=styles
             )
@@ -168,28 +176,78 @@ class Engine:
         for name in ("temperature", "top_p", "density", "scale_lock"):
             if name in m:
                 setattr(self.controls, name, m[name])
-        style = m.get("style")
-        if style is not None and style != self.controls.style:
-            self.controls.style = style
-            assert self.worker is not None and self.server is not None
-            if not self.worker.submit(lambda: self._swap(rid, style)):
-                self.server.error(rid, "controls.style: engine busy, try again")
+        if "style" in m:
+            self._request_style(rid, m["style"])
+
+    def _request_style(self, rid: bytes, style: str) -> None:
+        with self._style_lock:
+            if style == self._style_wanted:
+                return  # in use or on its way (the script repeats every control each time)
+            self._style_wanted, self._style_rid = style, rid
+            self._style_seq += 1
+            if self._style_job:
+                return  # the queued job has not started: it will load this newest request
+            self._style_job = True
+        assert self.worker is not None and self.server is not None
+        if not self.worker.submit(self._swap):
+            with self._style_lock:
+                self._style_job = False
+                self._style_wanted = self.style  # nothing will load it: asking again retries
+                self._style_seq += 1
+            self.server.error(rid, "controls.style: engine busy, try again")
+
+    def _loadable_styles(self) -> list[str]:
+        """The styles whose file loads, for `welcome`; each file version is tried once."""
+        names = []
+        for name in list_styles(self.args.styles_dir):
+            try:
+                path = resolve_style(name, self.args.styles_dir)
+                stat = path.stat()
+            except (ModelFileError, ValueError, OSError):
+                continue
+            key = (path, stat.st_size, stat.st_mtime_ns)
+            if key not in self._loadable:
+                try:
+                    load_model(path)
+                    self._loadable[key] = True
+                except ModelFileError as exc:
+                    log.warning("style %s not offered: %s", name, exc)
+                    self._loadable[key] = False
+            if self._loadable[key]:
+                names.append(name)
+        return names
 
     # ---- jobs (worker thread) ------------------------------------------------------
 
-    def _swap(self, rid: bytes, style: str) -> None:
+    def _swap(self) -> None:
+        """Load the style asked for last; drop the load if a newer request came meanwhile
+        (that request has its own job)."""
         assert self.server is not None
+        with self._style_lock:
+            self._style_job = False
+            seq, style, rid = self._style_seq, self._style_wanted, self._style_rid
+        if style == self.style:
+            return
         try:
             model = load_model(resolve_style(style, self.args.styles_dir))
         except (ModelFileError, ValueError) as exc:
+            with self._style_lock:
+                if self._style_seq == seq:
+                    self._style_wanted = self.style  # nothing newer asked: asking again retries
             log.error("style %s not loaded, keeping %s: %s", style, self.style, exc)
             self.server.send(
                 rid, "error", text=f"controls.style: {exc}; still playing {self.style}"
             )
-            self.controls.style = self.style
             return
-        self.model, self.style = model, style
-        self.generator.submit("model", model)
+        with self._style_lock:
+            if self._style_seq != seq:
+                log.info("style %s loaded, but %s was asked for since", style, self._style_wanted)
+                return
+            if not self.generator.submit("model", model):
+                self._style_wanted = self.style
+                self.server.send(rid, "error", text="controls.style: engine busy, try again")
+                return
+            self.model, self.style = model, style
 
     def _accompany(self, rid: bytes, m: dict[str, Any]) -> None:
         assert self.server is not None

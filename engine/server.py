@@ -37,6 +37,16 @@ class BindError(RuntimeError):
     """The endpoint cannot or may not be bound; the text says why."""
 
 
+def check_port(endpoint: str) -> None:
+    """BindError for a tcp:// port outside 0..65535: libzmq takes it modulo 65536 and
+    silently binds another port. `*` (any free port) and interface names are left to zmq."""
+    if not endpoint.startswith("tcp://"):
+        return
+    port = endpoint.rsplit(":", 1)[-1]
+    if port.isdigit() and int(port) > 65535:
+        raise BindError(f"cannot bind {endpoint}: port {port} is out of range 0..65535")
+
+
 def is_loopback(endpoint: str) -> bool:
     """True for ipc://, inproc:// and tcp:// on a loopback address."""
     scheme = endpoint.split("://", 1)[0]
@@ -65,6 +75,7 @@ class Server:
         on_all_gone: Callable[[str], None] = lambda reason: None,
         client_timeout_s: float = CLIENT_TIMEOUT_S,
     ) -> None:
+        check_port(endpoint)
         if not is_loopback(endpoint):
             if not allow_remote:
                 raise BindError(
@@ -145,7 +156,9 @@ class Server:
 
     def _on_frames(self, frames: list[bytes]) -> None:
         rid, body = frames[0], frames[1:]
-        had_clients = bool(self.clients)
+        if rid not in self.clients:
+            # Named on its first frame, whatever it is: a client need never say hello.
+            log.info("client %s connected", rid.hex())
         self.clients[rid] = time.perf_counter()
         if len(body) != 1:
             self._error(rid, f"message: expected one frame, got {len(body)}")
@@ -155,18 +168,22 @@ class Server:
         except protocol.ProtocolError as exc:
             self._error(rid, str(exc))
             return
+        except Exception:  # a gap in the validator must cost an `error`, never the engine
+            log.exception("decoding a %d-byte frame from %s", len(body[0]), rid.hex())
+            self._error(rid, "message: could not be read (an engine bug, see its log)")
+            return
         if message["type"] == "bye":
             self._drop(rid, "bye")
             return
-        if not had_clients:
-            log.info("client %s connected", rid.hex())
         try:
             self.on_message(rid, message)
         except Exception:  # a bug in a handler must not take the socket down
             log.exception("handling %s from %s", message["type"], rid.hex())
-            self._error(rid, f"{message['type']}: internal error, see the engine's log")
+            self._error(rid, f"{message['type']}: internal error, see the engine's log", bad=False)
 
-    def _error(self, rid: bytes, text: str, request_id: Any = None) -> None:
+    def _error(self, rid: bytes, text: str, request_id: Any = None, *, bad: bool = True) -> None:
+        """Answer `error`; logged (rate-limited) as a bad message, or, for a request that
+        was fine but could not be served (`bad` False), as an error answered."""
         self.errors += 1
         fields: dict[str, Any] = {"text": text[: protocol.MAX_TEXT]}
         if request_id is not None:
@@ -176,16 +193,18 @@ class Server:
         window, logged = self._error_window
         if second != window:
             if logged > ERROR_LOG_PER_S:
-                log.warning("%d more bad message(s) not logged", logged - ERROR_LOG_PER_S)
+                log.warning("%d more error(s) not logged", logged - ERROR_LOG_PER_S)
             window, logged = second, 0
         logged += 1
         if logged <= ERROR_LOG_PER_S:
-            log.warning("bad message from %s: %s", rid.hex(), text)
+            what = "bad message from" if bad else "answered error to"
+            log.warning("%s %s: %s", what, rid.hex(), text)
         self._error_window = (window, logged)
 
     def error(self, rid: bytes, text: str, request_id: Any = None) -> None:
-        """Answer `error` to one client (socket thread only)."""
-        self._error(rid, text, request_id)
+        """Answer `error` to a valid request that cannot be served, e.g. the engine is busy
+        (socket thread only)."""
+        self._error(rid, text, request_id, bad=False)
 
     # ---- clients ------------------------------------------------------------------
 

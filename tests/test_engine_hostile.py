@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from engine_harness import Client, Engine, Midi, Transport, play, wait_for
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from lkjam.engine.bench import random_model
+from lkjam.engine.jackd import JackServer
 from lkjam.engine.protocol import MESSAGES, ProtocolError, decode, encode, validate
+
+from lkjam import _step
 
 # ---- JSON text of every shape ---------------------------------------------------------
 # Built as text, not with json.dumps: Python refuses to print integers of more than 4300
@@ -143,3 +151,194 @@ def test_the_frames_from_the_issue_are_protocol_errors(text: str, expected: str)
     with pytest.raises(ProtocolError) as info:
         decode(frame)
     assert str(info.value).startswith(expected), str(info.value)
+
+
+# ---- the engine through real sockets ----------------------------------------------------
+
+HALF = {"time": {_step.shift_bin(0.5): 40.0}}  # the AI plays half a beat after each event
+
+
+class Session:
+    """An engine playing at 120 bpm, a client that said hello, and the JACK ports."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        model = random_model(tmp_path / "model.safetensors", "default", head_bias=HALF)
+        self.engine = Engine(tmp_path, model)
+        self.client = Client(self.engine.endpoint)
+        self.client.hello()
+        self.midi = Midi(self.engine.in_name, self.engine.out_name)
+        self.transport = Transport(self.engine.endpoint)
+        wait_for(lambda: "transport start" in self.engine.log(), 10, "the engine playing")
+
+    def ai_notes_within(self, seconds: float) -> int:
+        before = len(self.midi.note_ons())
+        time.sleep(seconds)
+        return len(self.midi.note_ons()) - before
+
+    def close(self) -> None:
+        self.transport.close()
+        self.client.close()
+        self.engine.stop()  # first, so that nothing reaches the recorder while it closes
+        self.midi.close()
+
+
+@pytest.fixture
+def session(jack_server: JackServer, tmp_path: Path) -> Iterator[Session]:
+    s = Session(tmp_path)
+    yield s
+    s.close()
+
+
+def _transport(tempo: str, beat: str = "0") -> bytes:
+    rest = '"playing":true,"sig":[4,4],"t":1'
+    return f'{{"v":1,"type":"transport","tempo":{tempo},"beat":{beat},{rest}}}'.encode()
+
+
+def _clip(notes: list[list[float]], loop: list[float]) -> bytes:
+    fields = dict(MESSAGES["clip"].example, notes=notes, loop=loop, length=loop[1] or 4.0)
+    return json.dumps({"v": 1, "type": "clip", **fields}).encode()
+
+
+HOSTILE: list[tuple[str, bytes, str]] = [
+    ("400-digit tempo", _transport(_digits(400)), "transport.tempo"),
+    ("5000-digit tempo", _transport(_digits(5000)), "message: not JSON"),
+    ("400-digit beat", _transport("120", "-" + _digits(400)), "transport.beat"),
+    (
+        "400-digit note start",
+        json.dumps({"v": 1, "type": "clip", **MESSAGES["clip"].example})
+        .replace("[38, 0.0,", f"[38, {_digits(400)},")
+        .encode(),
+        "clip.notes[0]: start",
+    ),
+    (
+        "400-digit temperature",
+        f'{{"v":1,"type":"controls","temperature":{_digits(400)}}}'.encode(),
+        "controls.temperature",
+    ),
+    (
+        "deep nesting",
+        b'{"v":1,"type":"controls","mode":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        "message: not JSON",
+    ),
+    ("10^5-element array", _transport("[" + ",".join(["0"] * 100_000) + "]"), "transport.tempo"),
+    (
+        "long string",
+        json.dumps({"v": 1, "type": "controls", "style": "x" * 500_000}).encode(),
+        "controls.style",
+    ),
+    ("loop of 1e-9 beats", _clip([[60, 0.0, 1.0, 100]], [0.0, 1e-9]), "clip.loop"),
+    (
+        "20,000 notes in a one-beat loop",
+        _clip([[48 + i % 24, (i % 960) / 960, 0.01, 100] for i in range(20_000)], [0.0, 1.0]),
+        "clip.notes",
+    ),
+]
+
+
+@pytest.mark.jack
+def test_hostile_frames_cost_an_error_each_and_the_ai_plays_on(session: Session) -> None:
+    session.client.send("controls", mode="accompany")
+    play(
+        session.midi,
+        session.transport,
+        [(session.transport.beat(time.perf_counter()) + 1, 60, 0.5)],
+    )
+    assert session.ai_notes_within(2.0) >= 3, session.engine.log()
+    for what, frame, expected in HOSTILE:
+        session.client.send_raw(frame)
+        reply = session.client.wait("error", timeout=10)
+        assert reply["text"].startswith(expected), (what, reply)
+    assert session.engine.process.poll() is None, session.engine.log()
+    assert session.client.hello()["type"] == "welcome"
+    # At 120 bpm a note every half beat is 4 a second; a stalled generator plays none.
+    assert session.ai_notes_within(2.0) >= 3, session.engine.log()
+
+
+@pytest.mark.jack
+def test_fuzzed_frames_through_the_engine_get_error_then_welcome(
+    jack_server: JackServer, tmp_path: Path
+) -> None:
+    engine = Engine(tmp_path, random_model(tmp_path / "m.safetensors", "tiny"))
+    client = Client(engine.endpoint)
+    sent = 0
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+        ],
+        phases=[Phase.generate],  # a failure names its frame; no shrinking needed
+    )
+    @given(hostile_frames())
+    def check(frame: bytes) -> None:
+        nonlocal sent
+        try:
+            decode(frame)
+        except ProtocolError:
+            pass
+        else:
+            return  # a valid message changes the engine's state: not this test's subject
+        client.send_raw(frame)
+        assert client.wait("error", timeout=10)["text"], frame[:200]
+        sent += 1
+
+    try:
+        check()
+        assert sent >= 30
+        assert engine.process.poll() is None, engine.log()
+        assert client.hello()["type"] == "welcome"
+    finally:
+        client.close()
+        engine.stop()
+
+
+# ---- styles ---------------------------------------------------------------------------
+
+
+def _settled(client: Client, request: int) -> dict[str, Any]:
+    """Wait until the worker has done every job queued so far (it runs them in order: an
+    `accompany` request goes behind the style loads), then ask the engine where it is."""
+    client.send("accompany", id=request, track=0, slot=0, length=4.0, notes=[[60, 0.0, 1.0, 100]])
+    assert client.wait("clip_notes")["id"] == request
+    welcome = client.hello()
+    status = client.wait("status")
+    assert f" · {welcome['model']} · " in status["text"], (welcome, status)  # the generator's
+    return welcome
+
+
+@pytest.mark.jack
+def test_the_style_asked_for_last_is_the_style_in_use(
+    jack_server: JackServer, tmp_path: Path
+) -> None:
+    styles = tmp_path / "styles"
+    default = random_model(styles / "default.safetensors", "tiny", seed=0, style="default")
+    random_model(styles / "folk.safetensors", "tiny", seed=1, style="folk")
+    (styles / "broken.safetensors").write_bytes(b"\x08\0\0\0\0\0\0\0{}not a model")
+    engine = Engine(tmp_path, default, "--styles-dir", str(styles))
+    client = Client(engine.endpoint)
+    try:
+        welcome = client.hello()
+        assert welcome["model"] == "default" and welcome["styles"] == ["default", "folk"]
+        # The issue's sequence: a failing load must not undo the requests after it.
+        client.send("controls", style="broken")
+        client.send("controls", style="folk")
+        time.sleep(0.1)
+        client.send("controls", style="default")
+        assert _settled(client, 1)["model"] == "default", engine.log()
+        # Later requests are still honoured, and a failed one may be asked again.
+        client.send("controls", style="folk")
+        assert _settled(client, 2)["model"] == "folk"
+        for attempt in range(2):
+            client.send("controls", style="broken")
+            text = client.wait("error")["text"]
+            assert "broken.safetensors" in text and "still playing folk" in text, (attempt, text)
+        client.send("controls", style="default")
+        assert _settled(client, 3)["model"] == "default"
+        assert engine.process.poll() is None
+    finally:
+        client.close()
+        engine.stop()

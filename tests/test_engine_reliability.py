@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
 from engine_harness import Client, Engine, Midi, Transport, free_endpoint, wait_for
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -185,3 +188,121 @@ def test_remote_binds_need_permission(caplog: pytest.LogCaptureFixture) -> None:
         assert "other machines can reach this engine" in caplog.text
     with Server(f"tcp://127.0.0.1:{port}", on_message=lambda rid, m: None) as local:
         assert local.endpoint == f"tcp://127.0.0.1:{port}"
+
+
+# ---- the socket's own bookkeeping (issue 13, item 5), in process ---------------------
+
+
+def test_a_port_out_of_range_is_refused_not_wrapped(tmp_path: Path) -> None:
+    # libzmq takes the port modulo 65536: 99999 would silently become 34463.
+    with pytest.raises(BindError, match=r"port 99999 is out of range 0\.\.65535"):
+        Server("tcp://127.0.0.1:99999", on_message=lambda rid, m: None)
+    model = random_model(tmp_path / "m.safetensors", "tiny")
+    command = [sys.executable, "-m", "lkjam", "engine", "--model", str(model)]
+    done = subprocess.run(
+        [*command, "--endpoint", "tcp://127.0.0.1:99999"], capture_output=True, text=True
+    )
+    assert done.returncode == 1 and "port 99999 is out of range" in done.stderr, done.stderr
+
+
+class Dealers:
+    """DEALER sockets with chosen routing ids, on one endpoint for an in-process Server."""
+
+    def __init__(self) -> None:
+        self.endpoint = free_endpoint()
+        self.context = zmq.Context()
+        self.sockets: list[zmq.Socket[bytes]] = []
+
+    def connect(self, routing_id: bytes) -> zmq.Socket[bytes]:
+        sock = self.context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTING_ID, routing_id)
+        sock.connect(self.endpoint)
+        self.sockets.append(sock)
+        return sock
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close(linger=0)
+        self.context.term()
+
+
+@pytest.fixture
+def dealers() -> Iterator[Dealers]:
+    d = Dealers()
+    yield d
+    d.close()
+
+
+def exchange(server: Server, client: zmq.Socket[bytes], frame: bytes) -> dict[str, Any]:
+    """Send one frame and serve until the answer arrives."""
+    client.send(frame)
+    for _ in range(400):
+        server.poll_once(5)
+        if client.poll(0):
+            answer: dict[str, Any] = json.loads(client.recv())
+            return answer
+    raise AssertionError(f"no answer to {frame!r}")
+
+
+HELLO = protocol.encode("hello", **MESSAGES["hello"].example)
+TRANSPORT = protocol.encode("transport", **MESSAGES["transport"].example)
+
+
+def test_busy_is_logged_as_an_answered_error_not_a_bad_message(
+    dealers: Dealers, caplog: pytest.LogCaptureFixture
+) -> None:
+    def busy(rid: bytes, message: dict[str, Any]) -> None:
+        server.error(rid, f"{message['type']}: engine busy, message dropped")
+
+    with (
+        Server(dealers.endpoint, on_message=busy) as server,
+        caplog.at_level(logging.INFO, logger="lkjam.engine"),
+    ):
+        client = dealers.connect(b"busy-client")
+        assert "engine busy" in exchange(server, client, TRANSPORT)["text"]
+        assert exchange(server, client, b"{")["type"] == "error"
+    lines = [r.getMessage() for r in caplog.records]
+    who = b"busy-client".hex()
+    assert f"answered error to {who}: transport: engine busy, message dropped" in lines
+    assert [line for line in lines if line.startswith(f"bad message from {who}: message: not")]
+    assert not [line for line in lines if "bad message" in line and "busy" in line], lines
+
+
+def test_a_client_that_never_says_hello_is_named(
+    dealers: Dealers, caplog: pytest.LogCaptureFixture
+) -> None:
+    def answer(rid: bytes, message: dict[str, Any]) -> None:
+        server.send(rid, "status", text=message["type"])
+
+    with (
+        Server(dealers.endpoint, on_message=answer) as server,
+        caplog.at_level(logging.INFO, logger="lkjam.engine"),
+    ):
+        exchange(server, dealers.connect(b"polite"), HELLO)
+        exchange(server, dealers.connect(b"silent type"), TRANSPORT)  # while another is known
+    assert f"client {b'silent type'.hex()} connected" in caplog.text
+
+
+def test_an_exception_in_decode_costs_an_error_not_the_socket(
+    dealers: Dealers, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = protocol.decode
+
+    def flawed(frame: bytes) -> dict[str, Any]:
+        if b"tempo" in frame:
+            raise OverflowError("int too large to convert to float")  # what issue 13 saw
+        return real(frame)
+
+    def answer(rid: bytes, message: dict[str, Any]) -> None:
+        server.send(rid, "status", text="ok")
+
+    monkeypatch.setattr(protocol, "decode", flawed)
+    with (
+        Server(dealers.endpoint, on_message=answer) as server,
+        caplog.at_level(logging.INFO, logger="lkjam.engine"),
+    ):
+        client = dealers.connect(b"c")
+        assert "could not be read" in exchange(server, client, TRANSPORT)["text"]
+        assert exchange(server, client, HELLO) == {"v": 1, "type": "status", "text": "ok"}
+    assert "OverflowError" in caplog.text
