@@ -1,4 +1,4 @@
-// The event encoding, version 1: bins, the Event record and the feature state.
+// The event encoding, version 2: bins, the Event record, the conditioning and the feature state.
 // docs/event-stream.md is the specification; this file is its only implementation
 // (training reaches it through lkjam._step.encode), so the two cannot drift.
 #pragma once
@@ -12,7 +12,7 @@
 
 namespace lkjam {
 
-constexpr int kEncodingVersion = 1;
+constexpr int kEncodingVersion = 2;
 
 constexpr int kRoles = 3;
 constexpr int kRoleHuman = 0;
@@ -30,6 +30,14 @@ constexpr int kWait = kShiftBins;
 constexpr double kWaitHorizon = 16.0;  // beats: a next AI event this far away (or more) is WAIT
 constexpr double kEnergyTau = 2.0;     // beats: time constant of the pitch-class energy decay
 
+// Conditioning (version 2): what the AI is asked to do, set by the engine's controls live and
+// labelled from the data in training (docs/event-stream.md, "Conditioning").
+constexpr int kModes = 2;
+constexpr int kModeAccompany = 0;     // play along under the human
+constexpr int kModeCallResponse = 1;  // answer the human's phrases, silent while they play
+constexpr double kMaxDensity = 16.0;  // AI onsets per beat; more is clamped
+constexpr double kMaxVoices = 8.0;    // AI notes per onset time (chord size); more is clamped
+
 // Feature vector layout (offsets into the 405 floats).
 constexpr int kOffRole = 0;
 constexpr int kOffShift = kOffRole + kRoles;
@@ -42,8 +50,11 @@ constexpr int kOffEnergy = kOffSoundingAi + kPitchClasses;
 constexpr int kOffScale = kOffEnergy + kPitchClasses;
 constexpr int kOffScaleKnown = kOffScale + kPitchClasses;
 constexpr int kOffPhase = kOffScaleKnown + 1;
-constexpr int kFeatures = kOffPhase + 4;
-static_assert(kOffSoundingInput == 352 && kOffPhase == 401 && kFeatures == 405,
+constexpr int kOffMode = kOffPhase + 4;
+constexpr int kOffDensity = kOffMode + kModes;
+constexpr int kOffVoices = kOffDensity + 1;
+constexpr int kFeatures = kOffVoices + 1;
+static_assert(kOffSoundingInput == 352 && kOffPhase == 401 && kOffMode == 405 && kFeatures == 409,
               "layout must match docs/event-stream.md");
 
 // Everything before kOffSoundingInput is five one-hot groups; the rest is dense.
@@ -122,6 +133,15 @@ inline int duration_bin(double beats) {
 inline int velocity_bin(int vel) { return std::min(std::max(vel, 0), 127) / 8; }
 inline int velocity_value(int bin) { return bin * 8 + 4; }
 
+// The feature values of the conditioning inputs: log-compressed density (1.0 at 7 onsets per
+// beat) and chord size over 4, so both stay O(1) for the first layer.
+inline float density_feature(double onsets_per_beat) {
+  return static_cast<float>(std::log2(1.0 + std::clamp(onsets_per_beat, 0.0, kMaxDensity)) / 3.0);
+}
+inline float voices_feature(double voices) {
+  return static_cast<float>(std::clamp(voices, 0.0, kMaxVoices) / 4.0);
+}
+
 // The per-session feature state of docs/event-stream.md. Trivially copyable, fixed size,
 // O(1) per event; never allocates.
 class FeatureState {
@@ -152,6 +172,14 @@ class FeatureState {
   void clear_scale() {
     scale_.fill(0.0f);
     scale_known_ = false;
+  }
+
+  // Takes effect from the next fed event; reset() keeps it, as it keeps meter and scale.
+  // mode must be kModeAccompany or kModeCallResponse (the bindings check it).
+  void set_conditioning(int mode, double density, double voices) {
+    mode_ = mode;
+    density_ = density_feature(density);
+    voices_ = voices_feature(voices);
   }
 
   // A live note stops sounding at `beat` (never lengthens a note).
@@ -206,6 +234,9 @@ class FeatureState {
     x[kOffPhase + 1] = static_cast<float>(std::cos(kTwoPi * beat_phase));
     x[kOffPhase + 2] = static_cast<float>(std::sin(kTwoPi * bar_phase));
     x[kOffPhase + 3] = static_cast<float>(std::cos(kTwoPi * bar_phase));
+    x[kOffMode + mode_] = 1.0f;
+    x[kOffDensity] = density_;
+    x[kOffVoices] = voices_;
   }
 
  private:
@@ -216,6 +247,9 @@ class FeatureState {
   std::array<float, kPitchClasses> scale_{};
   bool scale_known_ = false;
   double bar_beats_ = 4.0;
+  int mode_ = kModeAccompany;
+  float density_ = 0.0f;  // density_feature(onsets per beat)
+  float voices_ = 0.0f;   // voices_feature(notes per onset time)
 };
 
 // The training target rule: for each event t, the next AI event after t in stream order.

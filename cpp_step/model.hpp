@@ -192,6 +192,7 @@ class StepBase {
   virtual void set_meter(int numerator, int denominator) = 0;
   virtual void set_scale(int root, const int* intervals, int count) = 0;
   virtual void clear_scale() = 0;
+  virtual void set_conditioning(int mode, double density, double voices) = 0;
   virtual void set_pitch_mask(const bool* mask) = 0;  // nullptr: no mask
   virtual void feed(const Event& e) = 0;
   virtual void note_off(int role, int pitch, double beat) = 0;
@@ -243,6 +244,9 @@ class Model final : public StepBase {
     state_.features.set_scale(root, intervals, count);
   }
   void clear_scale() override { state_.features.clear_scale(); }
+  void set_conditioning(int mode, double density, double voices) override {
+    state_.features.set_conditioning(mode, density, voices);
+  }
   void set_pitch_mask(const bool* mask) override {
     mask_on_ = mask != nullptr;
     if (mask_on_) std::copy(mask, mask + kPitches, pitch_mask_.begin());

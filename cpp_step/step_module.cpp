@@ -89,6 +89,34 @@ py::array_t<Event, py::array::c_style> checked_events(const py::object& obj) {
   return events;
 }
 
+void check_conditioning(int mode, double density, double voices) {
+  check_range("mode", mode, 0, lkjam::kModes - 1);
+  if (!(std::isfinite(density) && density >= 0.0)) fail("density must be a finite number >= 0");
+  if (!(std::isfinite(voices) && voices >= 0.0)) fail("voices must be a finite number >= 0");
+}
+
+// Per-event conditioning rows (mode, density, voices), validated; None = accompany, 0, 0.
+py::array_t<double, py::array::c_style> checked_conditioning(const py::object& obj,
+                                                             py::ssize_t n) {
+  py::array_t<double, py::array::c_style> rows({n, py::ssize_t{3}});
+  if (obj.is_none()) {
+    std::fill(rows.mutable_data(), rows.mutable_data() + rows.size(), 0.0);
+    return rows;
+  }
+  const auto arr = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (!arr || arr.ndim() != 2 || arr.shape(0) != n || arr.shape(1) != 3) {
+    fail("conditioning must be a float array of shape (" + std::to_string(n) +
+         ", 3): mode, density, voices per event");
+  }
+  for (py::ssize_t i = 0; i < n; ++i) {
+    const double* r = arr.data() + 3 * i;
+    if (r[0] != 0.0 && r[0] != 1.0) fail("conditioning[" + std::to_string(i) + "] mode must be 0 or 1");
+    check_conditioning(static_cast<int>(r[0]), r[1], r[2]);
+  }
+  std::memcpy(rows.mutable_data(), arr.data(), sizeof(double) * 3 * n);
+  return rows;
+}
+
 void check_meter(int numerator, int denominator) {
   check_range("numerator", numerator, 1, 64);
   check_range("denominator", denominator, 1, 64);
@@ -145,6 +173,10 @@ class Step {
     impl_->set_scale(root, iv.data(), static_cast<int>(iv.size()));
   }
   void clear_scale() { impl_->clear_scale(); }
+  void set_conditioning(int mode, double density, double voices) {
+    check_conditioning(mode, density, voices);
+    impl_->set_conditioning(mode, density, voices);
+  }
 
   void set_pitch_mask(const py::object& mask) {
     if (mask.is_none()) {
@@ -198,9 +230,11 @@ class Step {
     return out;
   }
 
-  py::dict feed_batch(const py::object& obj) {
+  py::dict feed_batch(const py::object& obj, const py::object& conditioning) {
     const auto events = checked_events(obj);
     const py::ssize_t n = events.size();
+    const bool conditioned = !conditioning.is_none();
+    const auto cond = checked_conditioning(conditioning, n);
     py::array_t<float> out[lkjam::kHeads];
     float* dst[lkjam::kHeads];
     for (int h = 0; h < lkjam::kHeads; ++h) {
@@ -209,6 +243,10 @@ class Step {
     }
     const Event* ev = events.data();
     for (py::ssize_t i = 0; i < n; ++i) {
+      if (conditioned) {
+        const double* r = cond.data() + 3 * i;
+        impl_->set_conditioning(static_cast<int>(r[0]), r[1], r[2]);
+      }
       impl_->feed(ev[i]);
       for (int h = 0; h < lkjam::kHeads; ++h) {
         std::memcpy(dst[h] + i * lkjam::kHeadSizes[h], impl_->logits(h),
@@ -282,8 +320,10 @@ class Step {
 };
 
 py::array_t<float> encode(const py::object& obj, int numerator, int denominator, int scale_root,
-                          const std::vector<int>& scale_intervals) {
+                          const std::vector<int>& scale_intervals,
+                          const py::object& conditioning) {
   const auto events = checked_events(obj);
+  const auto cond = checked_conditioning(conditioning, events.size());
   check_meter(numerator, denominator);
   lkjam::FeatureState fs;
   fs.set_meter(numerator, denominator);
@@ -297,7 +337,11 @@ py::array_t<float> encode(const py::object& obj, int numerator, int denominator,
   py::array_t<float> out({n, static_cast<py::ssize_t>(lkjam::kFeatures)});
   float* x = out.mutable_data();
   int hot[lkjam::kOneHotGroups];
-  for (py::ssize_t i = 0; i < n; ++i) fs.feed(events.data()[i], x + i * lkjam::kFeatures, hot);
+  for (py::ssize_t i = 0; i < n; ++i) {
+    const double* r = cond.data() + 3 * i;
+    fs.set_conditioning(static_cast<int>(r[0]), r[1], r[2]);
+    fs.feed(events.data()[i], x + i * lkjam::kFeatures, hot);
+  }
   return out;
 }
 
@@ -335,6 +379,10 @@ PYBIND11_MODULE(_step, m) {
   m.attr("ROLE_HUMAN") = lkjam::kRoleHuman;
   m.attr("ROLE_CLIP") = lkjam::kRoleClip;
   m.attr("ROLE_AI") = lkjam::kRoleAi;
+  m.attr("MODE_ACCOMPANY") = lkjam::kModeAccompany;
+  m.attr("MODE_CALL_RESPONSE") = lkjam::kModeCallResponse;
+  m.attr("MAX_DENSITY") = lkjam::kMaxDensity;
+  m.attr("MAX_VOICES") = lkjam::kMaxVoices;
 
   // name -> (offset, size) of each block of the feature vector.
   py::dict layout;
@@ -345,6 +393,9 @@ PYBIND11_MODULE(_step, m) {
   layout["duration"] = py::make_tuple(lkjam::kOffDuration, lkjam::kDurationBins + 1);
   layout["sounding_input"] = py::make_tuple(lkjam::kOffSoundingInput, lkjam::kPitchClasses);
   layout["sounding_ai"] = py::make_tuple(lkjam::kOffSoundingAi, lkjam::kPitchClasses);
+  layout["mode"] = py::make_tuple(lkjam::kOffMode, lkjam::kModes);
+  layout["density"] = py::make_tuple(lkjam::kOffDensity, 1);
+  layout["voices"] = py::make_tuple(lkjam::kOffVoices, 1);
   layout["energy"] = py::make_tuple(lkjam::kOffEnergy, lkjam::kPitchClasses);
   layout["scale"] = py::make_tuple(lkjam::kOffScale, lkjam::kPitchClasses);
   layout["scale_known"] = py::make_tuple(lkjam::kOffScaleKnown, 1);
@@ -385,7 +436,9 @@ PYBIND11_MODULE(_step, m) {
       py::arg("vel"), "Velocity bin (0..15): min(vel, 127) // 8.");
   m.def("encode", &encode, py::arg("events"), py::arg("numerator") = 4, py::arg("denominator") = 4,
         py::arg("scale_root") = -1, py::arg("scale_intervals") = std::vector<int>{},
-        "Features (N, 405) float32 of a sorted EVENT_DTYPE array, from a reset state.");
+        py::arg("conditioning") = py::none(),
+        "Features (N, FEATURES) float32 of a sorted EVENT_DTYPE array, from a reset state; "
+        "conditioning: (N, 3) rows of (mode, density, voices) set before each event.");
   m.def("targets", &targets, py::arg("events"),
         "Training targets: the next AI event after each event (dict of int64 arrays, -1 = none).");
 
@@ -413,6 +466,10 @@ PYBIND11_MODULE(_step, m) {
       .def("set_meter", &Step::set_meter, py::arg("numerator"), py::arg("denominator"))
       .def("set_scale", &Step::set_scale, py::arg("root"), py::arg("intervals"))
       .def("clear_scale", &Step::clear_scale)
+      .def("set_conditioning", &Step::set_conditioning, py::arg("mode"), py::arg("density"),
+           py::arg("voices"),
+           "What the AI is asked to do from the next fed event: mode (MODE_*), AI onsets per "
+           "beat, AI notes per onset time.")
       .def("set_pitch_mask", &Step::set_pitch_mask, py::arg("mask"))
       .def("feed", &Step::feed, py::arg("beat"), py::arg("role"), py::arg("pitch"),
            py::arg("velocity"), py::arg("duration"))
@@ -420,7 +477,8 @@ PYBIND11_MODULE(_step, m) {
       .def("predict", &Step::predict, py::arg("temperature") = 1.0f, py::arg("top_p") = 0.95f,
            py::arg("wait_bias") = 0.0f)
       .def("logits", &Step::logits)
-      .def("feed_batch", &Step::feed_batch, py::arg("events"))
+      .def("feed_batch", &Step::feed_batch, py::arg("events"),
+           py::arg("conditioning") = py::none())
       .def("get_state", &Step::get_state)
       .def("set_state", &Step::set_state, py::arg("state"))
       .def("time_recurrent", &Step::time_recurrent, py::arg("reps"),

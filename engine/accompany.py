@@ -69,14 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a model file (.safetensors); default: the shipped model",
     )
+    p.add_argument(
+        "--mode",
+        choices=("accompany", "call_response"),
+        default="accompany",
+        help="accompany the human part, or answer its phrases (default: accompany)",
+    )
+    p.add_argument(
+        "--density",
+        type=float,
+        default=0.5,
+        help="0..1: how busy the AI plays; 0.5 = the model's own rate (default)",
+    )
     p.add_argument("--temperature", type=float, default=0.9)
     p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument(
-        "--wait-bias",
-        type=float,
-        default=0.0,
-        help="added to the WAIT logit: > 0 plays less, < 0 more",
-    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--key",
@@ -111,13 +117,18 @@ def main(argv: Sequence[str]) -> int:
     except ValueError as exc:
         return fail(str(exc))
 
+    if not 0.0 <= args.density <= 1.0:
+        return fail(f"--density must be in 0..1 (got {args.density})")
     try:
         ai = accompany(
             model.step,
             song.events,
+            mode=args.mode,
+            density=args.density,
+            own_density=model.meta.density,
+            own_voices=model.meta.voices,
             temperature=args.temperature,
             top_p=args.top_p,
-            wait_bias=args.wait_bias,
             seed=args.seed,
             numerator=song.numerator,
             denominator=song.denominator,

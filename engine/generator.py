@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from lkjam.engine.decoder import MAX_NOTES_PER_BEAT, Decoder, Note, scale_mask
 from lkjam.engine.model_file import LoadedModel
-from lkjam.engine.offline import scale_mask
 from lkjam.engine.scheduler import Output, Scheduler, wait_until
 from lkjam.engine.sync import BeatLine, Sync, SyncEvent
 
@@ -41,10 +41,8 @@ log = logging.getLogger("lkjam.engine")
 COMMIT_S = 0.004  # plans and clip notes this close to their time are committed
 INBOX_SIZE = 256  # socket -> generator messages
 HISTORY = 64  # recent events, replayed into a hot-swapped model
-MAX_NOTES_PER_BEAT = 8  # as lkjam.engine.offline: more AI onsets in a beat = WAIT
 PHRASE_GAP_BEATS = 1.0  # call_response: silence after which the human's phrase has ended
 FORCE_ANSWER_BIAS = -30.0  # wait bias for the first note of an answer: it must come
-DENSITY_SPAN = 8.0  # density 0..1 -> wait bias +4..-4 (logits)
 LATE_S = 0.1  # an AI note this late is fed but not sent
 IDLE_S = 0.05  # longest sleep without anything due
 MIDI_PER_TICK = 256  # input messages handled per pass, so a flood cannot starve sending
@@ -61,24 +59,12 @@ class Controls:
     mode: str = "accompany"  # accompany | call_response | off
     temperature: float = 1.0
     top_p: float = 0.95
-    density: float = 0.5  # 0.5 = as trained
+    density: float = 0.5  # 0.5 = the model's own rate (lkjam.engine.decoder.density_target)
     style: str = "default"
     turn_bars: int = 2  # call_response: longest answer, bars
     cycle_bars: int = 0  # call_response: 0 = phrase-end detection, N = fixed cycles
     trigger_note: int = -1  # call_response: pitch that hands over the turn; -1 = none
     scale_lock: bool = True  # mask AI pitches to the known scale
-
-    @property
-    def wait_bias(self) -> float:
-        return (0.5 - self.density) * DENSITY_SPAN
-
-
-@dataclass
-class Plan:
-    beat: float
-    pitch: int
-    velocity: int
-    duration: float  # beats
 
 
 class ClipTrack:
@@ -155,7 +141,6 @@ class Generator:
         clock: Clock = time.perf_counter,
     ) -> None:
         self.model = model
-        self.step = model.step
         self.scheduler = Scheduler(output, channel)
         self.midi_queue: deque[tuple[float, bytes]] = (
             midi_queue if midi_queue is not None else deque()
@@ -174,10 +159,7 @@ class Generator:
         self.history: deque[tuple[float, int, int, int, float]] = deque(maxlen=HISTORY)
         self.playing = False
         self.meter = (4, 4)
-        self.last_beat = -math.inf  # beat of the last event fed
-        self.plan: Plan | None = None
-        self.need_plan = False  # something was fed since the last plan was drawn
-        self.recent_ai: deque[float] = deque()  # AI onsets within the last beat
+        self.decoder = self._decoder(model)
         self.held: set[int] = set()  # human keys down
         self.pedal = False
         # call_response turn state
@@ -215,7 +197,7 @@ class Generator:
                 except Exception:  # a bug must cost a phrase, never hang a note
                     log.exception("generator error; releasing notes and carrying on")
                     self.scheduler.all_notes_off()
-                    self.plan, self.need_plan = None, False
+                    self.decoder.drop_plan()
                     deadline, spin = self.clock() + IDLE_S, False
                 if stop.is_set():
                     break
@@ -258,7 +240,7 @@ class Generator:
         elif kind == "release":
             ended = self.scheduler.all_notes_off()
             self.sync.transport.playing = False
-            self.plan = None
+            self.decoder.drop_plan()
             log.info("%s: released %d note(s)", payload, ended)
         elif kind == "message":
             handler = getattr(self, f"_msg_{payload['type']}", None)
@@ -286,7 +268,7 @@ class Generator:
             self.clips.pop(key, None)
             return
         clip = ClipTrack(m)
-        clip.seek(max(self.last_beat, self._now_beat(t_recv)))
+        clip.seek(max(self.decoder.last_beat, self._now_beat(t_recv)))
         self.clips[key] = clip
         log.info("clip %r (track %d slot %d): %d notes", clip.name, *key, len(clip.first))
 
@@ -294,10 +276,11 @@ class Generator:
         c = self.controls
         if "seed" in m:
             self.seed = m["seed"]
-            self.step.seed(self.seed)
+            self.model.step.seed(self.seed)
         for name in ("temperature", "top_p", "density", "turn_bars", "cycle_bars"):
             if name in m:
                 setattr(c, name, m[name])
+        self._apply_sampling()
         if "trigger_note" in m:
             c.trigger_note = m["trigger_note"]
         if "scale_lock" in m and m["scale_lock"] != c.scale_lock:
@@ -308,8 +291,8 @@ class Generator:
         if "mode" in m and m["mode"] != c.mode:
             ended = self.scheduler.all_notes_off()
             c.mode = m["mode"]
-            self.plan = None
-            self.need_plan = True
+            self._apply_sampling()
+            self.decoder.replan()
             self._end_turn()
             log.info("mode %s (released %d note(s))", c.mode, ended)
             self._post_status()
@@ -329,16 +312,13 @@ class Generator:
             self._human_on(t, data[1], data[2])
         elif kind == 0x80 or kind == 0x90:
             self.held.discard(data[1])
-            if self.playing and self.step_beat_valid():
-                self.step.note_off(ROLE_HUMAN, data[1], max(self._now_beat(t), self.last_beat))
+            if self.playing:
+                self.decoder.note_off(ROLE_HUMAN, data[1], self._now_beat(t))
         elif kind == 0xB0 and data[1] == 64:
             down = data[2] >= 64
             if down and not self.pedal and self.controls.mode == "call_response":
                 self._trigger(t)
             self.pedal = down
-
-    def step_beat_valid(self) -> bool:
-        return self.last_beat > -math.inf
 
     def _human_on(self, t: float, pitch: int, velocity: int) -> None:
         if not self.playing:
@@ -363,7 +343,7 @@ class Generator:
 
     def _now_beat(self, t: float) -> float:
         line = self.sync.line(t)
-        return line.beat_at(t) if line is not None else self.last_beat
+        return line.beat_at(t) if line is not None else self.decoder.last_beat
 
     def _on_sync_events(self, events: list[SyncEvent]) -> None:
         # Start and stop edges are seen by _check_playing; here only a restart or a jump
@@ -383,17 +363,13 @@ class Generator:
             self._post_status()
         if self.sync.meter != self.meter:
             self.meter = self.sync.meter
-            self.step.set_meter(*self.meter)
+            self.model.step.set_meter(*self.meter)
 
     def _restart(self, why: str) -> None:
         """Song time starts or jumps: the stream starts afresh."""
         self.scheduler.release_all()
-        self.step.reset()
+        self.decoder.restart()
         self._configure_step(None)
-        self.last_beat = -math.inf
-        self.plan = None
-        self.need_plan = False
-        self.recent_ai.clear()
         self._end_turn()
         now = self.clock()
         for clip in self.clips.values():
@@ -403,51 +379,59 @@ class Generator:
     def _stop(self) -> None:
         self.playing = False
         ended = self.scheduler.all_notes_off()
-        self.plan = None
+        self.decoder.drop_plan()
         self._end_turn()
         log.info("transport stopped; released %d note(s)", ended)
 
     # ---- the model -----------------------------------------------------------------
 
+    def _decoder(self, model: LoadedModel) -> Decoder:
+        return Decoder(model.step, own_density=model.meta.density, own_voices=model.meta.voices)
+
     def _configure_step(self, seed: int | None) -> None:
         if seed is not None:
-            self.step.seed(seed)
-        self.step.set_meter(*self.meter)
+            self.model.step.seed(seed)
+        self.model.step.set_meter(*self.meter)
         self._apply_scale()
+        self._apply_sampling()
+
+    def _apply_sampling(self) -> None:
+        c = self.controls
+        self.decoder.temperature, self.decoder.top_p = c.temperature, c.top_p
+        if c.mode != "off":  # "off" plays nothing; the model keeps its last request
+            self.decoder.condition(c.mode, c.density)
 
     def _apply_scale(self) -> None:
+        step = self.model.step
         scale = self.explicit_scale or self.live_scale
         if scale is None:
-            self.step.clear_scale()
-            self.step.set_pitch_mask(None)
+            step.clear_scale()
+            step.set_pitch_mask(None)
             return
         root, intervals = scale
-        self.step.set_scale(root, list(intervals))
+        step.set_scale(root, list(intervals))
         lock = self.controls.scale_lock
-        self.step.set_pitch_mask(scale_mask(root, intervals) if lock else None)
+        step.set_pitch_mask(scale_mask(root, intervals) if lock else None)
 
     def _swap_model(self, model: LoadedModel) -> None:
         ended = self.scheduler.all_notes_off()
-        self.model, self.step = model, model.step
+        self.model, self.decoder = model, self._decoder(model)
         self.seed += 1  # a fresh but reproducible sampler for the new model
+        self.decoder.restart()
         self._configure_step(self.seed)
         for beat, role, pitch, vel, dur in self.history:  # warm the new model up
-            self.step.feed(beat, role, pitch, vel, dur)
+            self.decoder.feed(beat, role, pitch, vel, dur)
         for pitch in range(128):
-            if pitch not in self.held and self.step_beat_valid():
-                self.step.note_off(ROLE_HUMAN, pitch, self.last_beat)
-        self.plan = None
-        self.need_plan = self.step_beat_valid()
+            if pitch not in self.held:
+                self.decoder.note_off(ROLE_HUMAN, pitch, self.decoder.last_beat)
+        if not self.decoder.started:
+            self.decoder.drop_plan()
         log.info("model %s (%s) loaded; released %d note(s)", model.meta.style, model.path, ended)
         self._post_status()
 
     def _feed(self, beat: float, role: int, pitch: int, velocity: int, duration: float) -> None:
-        beat = max(beat, self.last_beat)
-        self.step.feed(beat, role, pitch, velocity, duration)
+        beat = self.decoder.feed(beat, role, pitch, velocity, duration)
         self.history.append((beat, role, pitch, velocity, duration))
-        self.last_beat = beat
-        self.plan = None
-        self.need_plan = True
 
     # ---- planning and committing ---------------------------------------------------
 
@@ -455,24 +439,26 @@ class Generator:
         mode = self.controls.mode
         return mode == "accompany" or (mode == "call_response" and self.answering)
 
-    def _draw_plan(self) -> None:
-        self.need_plan = False
-        self.plan = None
-        bias = self.controls.wait_bias
-        if self.answering and self.first_of_turn:
-            bias = FORCE_ANSWER_BIAS
-        p = self.step.predict(self.controls.temperature, self.controls.top_p, bias)
+    def _plan(self) -> Note | None:
+        """The decoder's plan, drawn now if stale, under the turn gate; None: nothing to play."""
+        if not self._may_play():
+            return None
+        stale = self.decoder.plan_is_stale
+        plan = self.decoder.plan(
+            FORCE_ANSWER_BIAS if self.answering and self.first_of_turn else 0.0
+        )
+        if not stale:
+            return plan
         if log.isEnabledFor(logging.DEBUG):  # reaction times, for `lkjam demo`'s figures
             after = self.history[-1][1] if self.history else -1
             log.debug("plan drawn after=%d at=%.6f", after, self.clock())
-        if p.wait:
+        if plan is None:
             if self.answering and not self.first_of_turn:
                 self._end_turn()  # the model has said its piece
-            return
-        beat = self.last_beat + p.shift
-        if self.answering and beat < self.turn_start:
-            beat = math.ceil(self.turn_start * 4) / 4  # answer on the next sixteenth
-        self.plan = Plan(beat, p.pitch, p.velocity, p.duration)
+        elif self.answering and plan.beat < self.turn_start:
+            self.decoder.move_plan(math.ceil(self.turn_start * 4) / 4)  # the next sixteenth
+            plan = self.decoder.plan()
+        return plan
 
     def _advance(self, now: float, line: BeatLine) -> float:
         """Feed clip notes and commit plans up to the horizon; returns the next commit time."""
@@ -480,14 +466,13 @@ class Generator:
         self._update_turn(line.beat_at(now))
         for _ in range(4 * MAX_NOTES_PER_BEAT + 64):  # bounded: never stall the thread
             clip_beat, clip = self._next_clip()
-            if self.need_plan and self._may_play() and self.step_beat_valid():
-                self._draw_plan()
-            plan_beat = self.plan.beat if self.plan is not None and self._may_play() else math.inf
+            plan = self._plan()
+            plan_beat = plan.beat if plan is not None else math.inf
             if clip is not None and clip_beat <= horizon and clip_beat <= plan_beat:
                 beat, pitch, vel, dur = clip.pop()
                 self._feed(beat, clip.role, pitch, vel, dur)
-            elif plan_beat <= horizon:
-                self._commit(now, line)
+            elif plan is not None and plan_beat <= horizon:
+                self._commit(now, line, plan)
             else:
                 next_beat = min(clip_beat, plan_beat)
                 return line.time_at(next_beat) - self.commit_s if next_beat < math.inf else math.inf
@@ -501,20 +486,15 @@ class Generator:
                 best, best_clip = beat, clip
         return best, best_clip
 
-    def _commit(self, now: float, line: BeatLine) -> None:
-        plan = self.plan
-        assert plan is not None
-        self.plan = None
+    def _commit(self, now: float, line: BeatLine, plan: Note) -> None:
         if self.answering and plan.beat >= self.turn_end:
+            self.decoder.drop_plan()
             self._end_turn()
             return
-        while self.recent_ai and self.recent_ai[0] <= plan.beat - 1.0:
-            self.recent_ai.popleft()
-        if len(self.recent_ai) >= MAX_NOTES_PER_BEAT:
-            return  # counts as WAIT until the next input (need_plan stays False)
         after = self.history[-1][1] if self.history else -1  # role of the event planned from
-        self._feed(plan.beat, ROLE_AI, plan.pitch, plan.velocity, plan.duration)
-        self.recent_ai.append(plan.beat)
+        if self.decoder.commit() is None:
+            return  # the runaway bound: WAIT until the next input
+        self.history.append((plan.beat, ROLE_AI, plan.pitch, plan.velocity, plan.duration))
         self.first_of_turn = False
         t_on = line.time_at(plan.beat)
         if t_on < now - LATE_S:
@@ -562,13 +542,13 @@ class Generator:
         self.turn_start = beat
         self.turn_end = end if end is not None else beat + self.controls.turn_bars * bar
         self.phrase_notes = 0
-        self.need_plan = self.step_beat_valid()
-        self.plan = None
+        if self.decoder.started:
+            self.decoder.replan()
 
     def _end_turn(self) -> None:
         if self.answering:
             self.answering = False
-            self.plan = None
+            self.decoder.drop_plan()
             self.phrase_notes = 0
 
     # ---- status --------------------------------------------------------------------

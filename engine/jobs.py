@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lkjam.engine.decoder import scale_mask
 from lkjam.engine.events import make_events
 from lkjam.engine.model_file import LoadedModel, load_model
-from lkjam.engine.offline import accompany, scale_mask
+from lkjam.engine.offline import accompany
 from lkjam.engine.protocol import MAX_CLIP_NOTES
 
 from lkjam._step import ROLE_HUMAN
@@ -92,16 +93,18 @@ def accompany_clip(
     notes: Sequence[Sequence[float]],
     length: float,
     *,
+    mode: str,
+    density: float,
     temperature: float,
     top_p: float,
-    wait_bias: float,
     seed: int,
     meter: tuple[int, int],
     scale: tuple[int, Sequence[int]] | None,
     scale_lock: bool,
 ) -> list[list[Any]]:
     """The AI part for a clip: source notes `[pitch, start, dur, vel]` (played as the
-    human part) -> AI notes in the same form, inside `length` beats."""
+    human part) -> AI notes in the same form, inside `length` beats: an accompaniment, or
+    an answer in mode "call_response"."""
     if notes:
         table = np.array(notes, dtype=np.float64)  # (N, 4): pitch, start, dur, vel
         events = make_events(
@@ -114,9 +117,12 @@ def accompany_clip(
         model.step,
         events,
         human_roles=(ROLE_HUMAN,),
+        mode=mode,
+        density=density,
+        own_density=model.meta.density,
+        own_voices=model.meta.voices,
         temperature=temperature,
         top_p=top_p,
-        wait_bias=wait_bias,
         seed=seed,
         numerator=meter[0],
         denominator=meter[1],

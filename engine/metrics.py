@@ -233,6 +233,66 @@ def answer_delay(
     return float(delays.mean()) if len(delays) else float("nan")
 
 
+def coverage(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> float:
+    """The share of the time the input sounds during which the AI sounds too."""
+    f = frames(events, input_roles)
+    return _weighted_share(f.ai_pcs != 0, f.input_pcs != 0, f.widths)
+
+
+def _top_pitch(events: np.ndarray, select: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """(len(at),) highest pitch of the selected notes sounding at each beat in `at`; -1: none."""
+    beats = events["beat"][select].astype(np.float64)
+    ends = note_ends(events)[select]
+    pitch = events["pitch"][select].astype(np.int64)
+    top = np.full(len(at), -1, dtype=np.int64)
+    for start in range(0, len(beats), 512):  # bounded memory: (frames, 512) at a time
+        b, e, p = beats[start : start + 512], ends[start : start + 512], pitch[start : start + 512]
+        on = (b[None, :] <= at[:, None]) & (at[:, None] < e[None, :])
+        top = np.maximum(top, np.where(on, p[None, :], -1).max(axis=1, initial=-1))
+    return top
+
+
+def above(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> float:
+    """Over frames where input and AI both sound, the share where the AI's top note is above
+    the input's top note (an accompaniment sits under the melody)."""
+    f = frames(events, input_roles)
+    mid = f.bounds[:-1] + f.widths / 2
+    ai_top = _top_pitch(events, events["role"] == ROLE_AI, mid)
+    input_top = _top_pitch(events, np.isin(events["role"], np.asarray(input_roles)), mid)
+    both = (ai_top >= 0) & (input_top >= 0)
+    return _weighted_share(ai_top > input_top, both, f.widths)
+
+
+def onsets_per_beat(events: np.ndarray, role: int = ROLE_AI) -> float:
+    """Onsets of `role` per beat over the span of the whole stream (first onset to last end)."""
+    if len(events) == 0:
+        return float("nan")
+    span = float(note_ends(events).max() - events["beat"].min())
+    return float(np.sum(events["role"] == role) / span) if span > 0 else float("nan")
+
+
+def answer_lengths(
+    events: np.ndarray,
+    input_roles: Sequence[int] = INPUT_ROLES,
+    phrase_gap: float = 2.0,
+) -> np.ndarray:
+    """(P,) per input phrase: the AI's answer (first AI onset after the phrase's last onset
+    to the last AI note end before the next phrase) over the phrase's length; nan where the
+    AI did not answer."""
+    spans = phrases(events, input_roles, phrase_gap)
+    is_ai = events["role"] == ROLE_AI
+    ai_beats = events["beat"][is_ai].astype(np.float64)
+    ai_ends = note_ends(events)[is_ai]
+    next_start = np.concatenate([spans[1:, 0], [np.inf]])
+    out = np.full(len(spans), np.nan)
+    for i, (first, last, end) in enumerate(spans):
+        inside = (ai_beats > last) & (ai_beats < next_start[i])
+        if inside.any() and end > first:
+            answer = min(ai_ends[inside].max(), next_start[i]) - ai_beats[inside].min()
+            out[i] = answer / (end - first)
+    return out
+
+
 def summary(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> dict[str, float]:
     """All metrics by name, as printed by `lkjam eval` and the demo report."""
     return {
@@ -240,6 +300,8 @@ def summary(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> dic
         "chord_fit": chord_fit(events, input_roles),
         "doubling": doubling(events, input_roles),
         "pc_entropy": pc_entropy(events),
+        "coverage": coverage(events, input_roles),
+        "above": above(events, input_roles),
         "overlap": overlap(events, input_roles),
         "answer_delay_beats": answer_delay(events, input_roles),
     }

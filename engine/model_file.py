@@ -60,6 +60,10 @@ class ModelMeta:
     sizes: dict[str, int] = field(default_factory=dict)  # layer/head sizes; {} = compiled sizes
     style: str = "default"
     provenance: dict[str, Any] = field(default_factory=dict)  # data, stages, steps, metrics
+    # The accompaniment the model learned, which Density 0.5 asks of it: AI onsets per beat
+    # and AI notes per onset time (docs/event-stream.md, "Conditioning").
+    density: float = 2.0
+    voices: float = 2.0
     format_version: int = FORMAT_VERSION
     encoding_version: int = _step.ENCODING_VERSION
 
@@ -70,6 +74,7 @@ class ModelMeta:
     def to_json(self) -> str:
         data = asdict(self)
         data["topology"] = {"name": self.topology, **self.sizes}
+        data["accompaniment"] = {"density": data.pop("density"), "voices": data.pop("voices")}
         del data["sizes"]
         return json.dumps(data, sort_keys=True)
 
@@ -80,10 +85,14 @@ class ModelMeta:
         if not isinstance(data, dict):
             raise ValueError("metadata must be a JSON object")
         known = {"format_version", "encoding_version", "topology", "style", "provenance"}
+        known |= {"accompaniment"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown metadata field(s) {unknown}")
-        missing = sorted(known - set(data) - {"provenance"})
+        optional = {"provenance"}
+        if data.get("encoding_version") == 1:  # no conditioning yet: let the version check say so
+            optional.add("accompaniment")
+        missing = sorted(known - set(data) - optional)
         if missing:
             raise ValueError(f"missing metadata field(s) {missing}")
         topo = data["topology"]
@@ -100,11 +109,25 @@ class ModelMeta:
         provenance = data.get("provenance", {})
         if not isinstance(provenance, dict):
             raise ValueError("metadata field 'provenance' must be an object")
+        accompaniment = data.get("accompaniment", {"density": cls.density, "voices": cls.voices})
+        rates = [
+            accompaniment.get(k) if isinstance(accompaniment, dict) else None
+            for k in ("density", "voices")
+        ]
+        if not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 16 for v in rates
+        ):
+            raise ValueError(
+                "metadata field 'accompaniment' must be an object of 'density' and 'voices', "
+                "numbers in 0..16"
+            )
         return cls(
             topology=topo["name"],
             sizes=sizes,
             style=data["style"],
             provenance=provenance,
+            density=float(rates[0]),  # type: ignore[arg-type]
+            voices=float(rates[1]),  # type: ignore[arg-type]
             format_version=data["format_version"],
             encoding_version=data["encoding_version"],
         )

@@ -1,70 +1,42 @@
-"""Offline accompaniment: the real-time decoding rule, run as fast as the step allows.
+"""Offline accompaniment: the engine's decoding rule (`lkjam.engine.decoder`), run as fast
+as the step allows, with song time standing in for the wall clock.
 
 Used by `lkjam accompany` (MIDI files), the engine's `accompany` request (clip notes ->
-AI clip notes) and `lkjam eval`. The rule is the one in docs/event-stream.md, "Real-time
-decoding", with song time standing in for the wall clock:
+AI clip notes) and `lkjam eval`:
 
-1. Input events (human, clip) are fed in stream order; after each fed event the step
-   predicts a plan: "AI note at `beat + shift`", or WAIT.
+1. Input events (human, clip) are fed in stream order; after each the decoder draws a plan.
 2. While the plan's beat comes before the next input event (an AI note at the same beat as
-   an input comes after it, as in stream order), the note is committed: appended to the
-   output, fed as role ai, and the next plan is drawn. A chord is several shift-0 notes.
+   an input comes after it, as in stream order), the plan is committed and the next drawn.
+   A chord is several shift-0 notes.
 3. Otherwise the next input is fed and the plan is redrawn.
 
-After the last input, notes keep coming until a WAIT or `end_beat`. So that a model
-stuck on shift 0 cannot loop forever, at most `max_notes_per_beat` AI notes start in any
-one-beat window: a plan that would exceed it counts as WAIT until the next input.
+After the last input, notes keep coming until a WAIT or `end_beat`.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
+from lkjam.engine.decoder import MAX_NOTES_PER_BEAT, Decoder, Planner
 from lkjam.engine.events import EVENT_DTYPE
 from lkjam.engine.metrics import note_ends
+from lkjam.engine.model_file import ModelMeta
 
 from lkjam._step import ROLE_AI, ROLE_CLIP, ROLE_HUMAN
 
 EPS = 1e-6  # beats: onsets closer than this are "the same beat"
-MAX_NOTES_PER_BEAT = 8  # AI onsets in any one-beat window; more would be a runaway loop
-
-
-class Plan(Protocol):
-    wait: bool
-    shift: float  # beats after the last fed event
-    pitch: int
-    velocity: int
-    duration: float  # beats
-
-
-class Planner(Protocol):
-    """What `accompany` needs of a step: `lkjam._step.Step` and the Markov baseline."""
-
-    def reset(self) -> None: ...
-    def seed(self, seed: int) -> None: ...
-    def set_meter(self, numerator: int, denominator: int) -> None: ...
-    def set_scale(self, root: int, intervals: list[int]) -> None: ...
-    def clear_scale(self) -> None: ...
-    def set_pitch_mask(self, mask: np.ndarray | None) -> None: ...
-    def feed(self, beat: float, role: int, pitch: int, velocity: int, duration: float) -> None: ...
-    def predict(
-        self, temperature: float = 1.0, top_p: float = 0.95, wait_bias: float = 0.0
-    ) -> Plan: ...
-
-
-def scale_mask(root: int, intervals: Sequence[int]) -> np.ndarray:
-    """(128,) bool pitch mask allowing only the pitch classes of a scale."""
-    pcs = {(root + i) % 12 for i in intervals}
-    return np.array([p % 12 in pcs for p in range(128)], dtype=bool)
+_OWN = ModelMeta()  # a model's own accompaniment rates, when the caller has no model file
 
 
 def accompany(
     step: Planner,
     events: np.ndarray,
     *,
+    mode: str = "accompany",
+    density: float = 0.5,
+    own_density: float = _OWN.density,
+    own_voices: float = _OWN.voices,
     human_roles: Sequence[int] = (ROLE_HUMAN, ROLE_CLIP),
     temperature: float = 1.0,
     top_p: float = 0.95,
@@ -83,12 +55,15 @@ def accompany(
         pass one that is playing live.
     events: EVENT_DTYPE input; events whose role is in `human_roles` are fed (with their
         roles and durations), any others (e.g. old AI notes) are ignored.
+    mode: "accompany" (play along) or "call_response" (answer the human's phrases).
+    density: the Density control, 0..1; 0.5 asks for the model's own rate, `own_density`
+        AI onsets per beat with `own_voices` notes per onset (its ModelMeta).
     temperature, top_p, wait_bias: sampling, as `Step.predict`.
     seed: the step's RNG seed: the same inputs and seed give the same output.
     numerator, denominator: meter (bar phase features).
     scale: (root pitch class, intervals) to condition on a known key, as Live's scale.
     pitch_mask: (128,) bool, the pitches the AI may play (e.g. `scale_mask(...)`).
-    max_notes_per_beat: the density bound described in the module doc.
+    max_notes_per_beat: the runaway bound of `Decoder.commit`.
     end_beat: no AI note starts at or after it; default one bar after the input ends.
     """
     inputs = events[np.isin(events["role"], np.asarray(human_roles, dtype=np.uint8))]
@@ -97,7 +72,6 @@ def accompany(
         last_end = float(note_ends(inputs).max()) if len(inputs) else 0.0
         end_beat = last_end + 4.0 * numerator / denominator
 
-    step.reset()
     step.seed(seed)
     step.set_meter(numerator, denominator)
     if scale is None:
@@ -105,6 +79,12 @@ def accompany(
     else:
         step.set_scale(int(scale[0]), [int(i) for i in scale[1]])
     step.set_pitch_mask(pitch_mask)
+    decoder = Decoder(
+        step, own_density=own_density, own_voices=own_voices, max_notes_per_beat=max_notes_per_beat
+    )
+    decoder.temperature, decoder.top_p = temperature, top_p
+    decoder.restart()
+    decoder.condition(mode, density)
 
     beats = inputs["beat"].astype(np.float64).tolist()
     durs = inputs["dur"].astype(np.float64).tolist()
@@ -113,29 +93,14 @@ def accompany(
     roles = inputs["role"].tolist()
 
     out: list[tuple[float, float, int, int]] = []  # (beat, dur, pitch, velocity)
-    recent: deque[float] = deque()  # onsets of AI notes in the last beat
-    plan: Plan | None = None
-    now = 0.0  # beat of the last fed event
     for k in range(len(beats) + 1):
         limit = min(beats[k], end_beat) - EPS if k < len(beats) else end_beat - EPS
-        while plan is not None and not plan.wait:
-            due = now + plan.shift
-            if due >= limit:
-                break
-            while recent and recent[0] <= due - 1.0:
-                recent.popleft()
-            if len(recent) >= max_notes_per_beat:
-                break
-            step.feed(due, ROLE_AI, plan.pitch, plan.velocity, plan.duration)
-            out.append((due, plan.duration, plan.pitch, plan.velocity))
-            recent.append(due)
-            now = due
-            plan = step.predict(temperature, top_p, wait_bias)
-        if k == len(beats):
-            break
-        step.feed(beats[k], roles[k], pitches[k], vels[k], durs[k])
-        now = beats[k]
-        plan = step.predict(temperature, top_p, wait_bias)
+        while (plan := decoder.plan(wait_bias)) is not None and plan.beat < limit:
+            note = decoder.commit()
+            if note is not None:
+                out.append((note.beat, note.duration, note.pitch, note.velocity))
+        if k < len(beats):
+            decoder.feed(beats[k], roles[k], pitches[k], vels[k], durs[k])
 
     result = np.zeros(len(out), dtype=EVENT_DTYPE)
     if out:

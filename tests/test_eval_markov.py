@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from lkjam.engine.decoder import scale_mask
 from lkjam.engine.events import make_events
-from lkjam.engine.offline import accompany, scale_mask
+from lkjam.engine.offline import accompany
 from lkjam.training.markov import HEADS, MarkovModel, event_nll
 
 from lkjam import _step

@@ -140,12 +140,40 @@ def test_wrong_topology(good: Path, tmp_path: Path) -> None:
 
 
 def test_wrong_versions_and_fields(good: Path, tmp_path: Path) -> None:
-    enc = rewrite_header(good, tmp_path / "e.safetensors", edit_meta(encoding_version=2))
-    expect_error(enc, "event encoding version 2")
+    enc = rewrite_header(good, tmp_path / "e.safetensors", edit_meta(encoding_version=1))
+    expect_error(enc, "event encoding version 1, this lkjam uses 2")
     fmt = rewrite_header(good, tmp_path / "f.safetensors", edit_meta(format_version=9))
     expect_error(fmt, "format version 9")
     typo = rewrite_header(good, tmp_path / "t.safetensors", edit_meta(stlye="x"))
     expect_error(typo, r"unknown metadata field\(s\) \['stlye'\]")
+
+
+def without_accompaniment(**changes: object):
+    def edit(header: dict) -> None:
+        meta = json.loads(header["__metadata__"][METADATA_KEY])
+        del meta["accompaniment"]
+        meta.update(changes)
+        header["__metadata__"][METADATA_KEY] = json.dumps(meta)
+
+    return edit
+
+
+def test_accompaniment_rates_round_trip_and_are_required(
+    good: Path, tmp_path: Path, tensors: dict[str, np.ndarray]
+) -> None:
+    path = tmp_path / "rates.safetensors"
+    save_model(path, tensors, ModelMeta(topology="tiny", density=3.5, voices=1.25))
+    meta = load_model(path).meta
+    assert (meta.density, meta.voices) == (3.5, 1.25)
+    # A v1 file has no rates: the error names its encoding, not a missing field.
+    v1 = rewrite_header(
+        good, tmp_path / "v1.safetensors", without_accompaniment(encoding_version=1)
+    )
+    expect_error(v1, "event encoding version 1, this lkjam uses 2")
+    missing = rewrite_header(good, tmp_path / "m.safetensors", without_accompaniment())
+    expect_error(missing, r"missing metadata field\(s\) \['accompaniment'\]")
+    bad = edit_meta(accompaniment={"density": -1, "voices": 2})
+    expect_error(rewrite_header(good, tmp_path / "b.safetensors", bad), "'accompaniment'")
 
 
 def test_bad_tensor_values(tmp_path: Path, tensors: dict[str, np.ndarray]) -> None:

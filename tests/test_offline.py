@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from lkjam.engine.decoder import scale_mask
 from lkjam.engine.events import EVENT_DTYPE, make_events
-from lkjam.engine.offline import accompany, scale_mask
+from lkjam.engine.offline import accompany
 
 from lkjam import _step
 
@@ -33,6 +34,7 @@ class ScriptedPlanner:
     after_ai: Plan = field(default_factory=Plan)
     fed: list[tuple[float, int, int]] = field(default_factory=list)
     last_role: int = H
+    conditioning: tuple[int, float, float] | None = None
 
     def reset(self) -> None:
         self.fed.clear()
@@ -50,6 +52,12 @@ class ScriptedPlanner:
         pass
 
     def set_pitch_mask(self, mask: np.ndarray | None) -> None:
+        pass
+
+    def set_conditioning(self, mode: int, density: float, voices: float) -> None:
+        self.conditioning = (mode, density, voices)
+
+    def note_off(self, role: int, pitch: int, beat: float) -> None:
         pass
 
     def feed(self, beat: float, role: int, pitch: int, velocity: int, duration: float) -> None:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from lkjam.engine.events import EVENT_DTYPE, make_events, sort_events
+from test_offline import random_weights
 
 from lkjam import _step
 
@@ -85,7 +86,7 @@ def test_features_of_a_hand_made_stream() -> None:
         ["human", "clip", "ai", "human"],
     )  # fmt: skip
     x = _step.encode(ev, numerator=3, denominator=4, scale_root=2, scale_intervals=[0, 2, 4])
-    assert x.shape == (4, 405) and x.dtype == np.float32
+    assert x.shape == (4, 409) and x.dtype == np.float32
 
     assert [hot(r, "role") for r in x] == [0, 1, 2, 0]
     assert [hot(r, "shift") for r in x] == [0, 0, 48, 126]  # dt 0, 0, 0.5, 2.5
@@ -123,6 +124,41 @@ def test_features_of_a_hand_made_stream() -> None:
         atol=1e-6,
     )
     np.testing.assert_allclose(block(x[3], "phase"), [0.0, 1.0, 0.0, 1.0], atol=1e-6)
+    # No conditioning given: accompany, density and voices 0.
+    assert [hot(r, "mode") for r in x] == [_step.MODE_ACCOMPANY] * 4
+    assert block(x, "density").ravel().tolist() == [0.0] * 4
+
+
+def test_conditioning_is_set_per_event_and_clamped() -> None:
+    ev = make_events([0.0, 1.0, 2.0], [1.0, 1.0, 1.0], [60, 64, 67], [90] * 3, ["human"] * 3)
+    cond = np.array([[0, 0.0, 0.0], [1, 7.0, 4.0], [0, 1000.0, 99.0]])
+    x = _step.encode(ev, conditioning=cond)
+    assert [hot(r, "mode") for r in x] == [0, 1, 0]
+    # log2(1 + density) / 3, clamped at MAX_DENSITY; voices / 4, clamped at MAX_VOICES.
+    np.testing.assert_allclose(
+        block(x, "density").ravel(), [0.0, 1.0, math.log2(1 + _step.MAX_DENSITY) / 3], rtol=1e-6
+    )
+    np.testing.assert_allclose(block(x, "voices").ravel(), [0.0, 1.0, _step.MAX_VOICES / 4])
+    # The live step reads the same rows: set_conditioning before each feed = feed_batch.
+    step = _step.Step("tiny", random_weights("tiny"))
+    batch = step.feed_batch(ev, cond)["time"]
+    unconditioned = step.feed_batch(ev)["time"]
+    step.reset()
+    for row, e in zip(cond, ev, strict=True):
+        step.set_conditioning(int(row[0]), float(row[1]), float(row[2]))
+        step.feed(float(e["beat"]), int(e["role"]), int(e["pitch"]), int(e["vel"]), float(e["dur"]))
+    np.testing.assert_allclose(step.logits()["time"], batch[-1], atol=1e-6)
+    assert not np.allclose(batch[-1], unconditioned[-1], atol=1e-4)  # the rows matter
+    for bad, match in (
+        (np.array([[2, 0.0, 0.0]] * 3), "mode"),
+        (np.array([[0, -1.0, 0.0]] * 3), "density"),
+        (np.array([[0, 0.0, np.nan]] * 3), "voices"),
+        (np.zeros((2, 3)), "shape"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            _step.encode(ev, conditioning=bad)
+    with pytest.raises(ValueError, match="mode"):
+        step.set_conditioning(2, 1.0, 1.0)
 
 
 def test_no_scale_means_zero_scale_features() -> None:

@@ -7,9 +7,21 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+from lkjam.engine.events import make_events
 from lkjam.training import data
-from lkjam.training.curriculum import NO_AUGMENT, Augment, call_response, make_example
+from lkjam.training.curriculum import (
+    NO_AUGMENT,
+    Augment,
+    accompany,
+    call_response,
+    conditioning,
+    make_example,
+    with_accompaniment,
+)
+from lkjam.training.textures import TEXTURES
 from music21 import converter, corpus
+
+from lkjam import _step
 
 
 def _stream_sorted(ev: np.ndarray) -> bool:
@@ -40,19 +52,30 @@ def test_chorale_becomes_soprano_human_and_lower_voices_ai() -> None:
     assert np.mean(above) > 0.95
 
 
-def test_folk_tune_gets_diatonic_chords_below_the_melody() -> None:
+def test_folk_tune_gets_diatonic_chords_below_the_melody_in_every_texture() -> None:
     item = next(it for it in data.select_items("folk", 10) if "essen" in it.name)
-    piece, reason = data._parse_item("folk", item)
-    assert piece is not None, reason
-    assert piece.chords == data.CHORDS_INFERRED
-    assert _stream_sorted(piece.events)
-    scale = {(piece.key_root + i) % 12 for i in piece.scale_intervals}
-    harmony = piece.events[piece.voice > 0]
-    leading_tone = (piece.key_root + 11) % 12  # raised in minor keys' V chord
-    assert set(np.unique(harmony["pitch"] % 12)) <= scale | {leading_tone}
-    melody = piece.events[piece.voice == 0]
-    assert harmony["pitch"].max() < melody["pitch"].max()
-    assert np.all(harmony["role"] == data.ROLE_AI)
+    tune, reason = data._parse_item("folk", item)
+    assert tune is not None, reason
+    assert tune.chords == data.CHORDS_INFERRED
+    assert tune.voices == 1 and len(tune.chord_spans) > 0  # chords are realized per example
+    scale = {(tune.key_root + i) % 12 for i in tune.scale_intervals}
+    leading_tone = (tune.key_root + 11) % 12  # raised in minor keys' V chord
+    rng = np.random.default_rng(0)
+    seen = set()
+    rates = set()
+    for _ in range(60):
+        piece = with_accompaniment(tune, rng)
+        assert _stream_sorted(piece.events)
+        harmony = piece.events[piece.voice > 0]
+        melody = piece.events[piece.voice == 0]
+        assert np.array_equal(melody, tune.events)
+        assert set(np.unique(harmony["pitch"] % 12)) <= scale | {leading_tone}
+        assert harmony["pitch"].max() < melody["pitch"].max()
+        assert np.all(harmony["role"] == data.ROLE_AI)
+        seen.add(piece.voices)
+        rates.add(round(len(harmony) / len(melody), 2))
+    # Several textures: with and without a separate bass voice, at several densities.
+    assert seen == {2, 3} and len(rates) >= 3 and len(TEXTURES) >= 5
 
 
 def test_corpus_cache_is_read_back_without_parsing(
@@ -160,6 +183,40 @@ def test_call_response_alternates_phrases_and_augmentation_keeps_order() -> None
     assert set(np.unique(roles[~melody])) <= {data.ROLE_CLIP, 255}
     ex = make_example(piece, "call_response", rng, Augment(jitter=0.05))
     assert _stream_sorted(ex.events)
-    assert ex.encode().shape == (len(ex.events), 405)
+    assert ex.encode().shape == (len(ex.events), 409)
     plain = make_example(piece, "harmonize", rng, NO_AUGMENT)
-    assert np.array_equal(plain.events, piece.events)
+    assert np.array_equal(plain.events[plain.events["role"] == data.ROLE_HUMAN], piece.events)
+
+
+def test_accompany_view_keeps_the_melody_human_and_may_make_the_bass_a_clip() -> None:
+    piece = data.score_to_piece("chorales/bwv66.6", corpus.parse("bach/bwv66.6"))
+    assert piece is not None
+    rng = np.random.default_rng(0)
+    bass_roles = set()
+    for _ in range(40):
+        roles = accompany(piece, rng)
+        assert np.all(roles[piece.voice == 0] == data.ROLE_HUMAN)
+        assert np.all(roles[piece.voice == 1] == data.ROLE_AI)
+        bass_roles |= set(np.unique(roles[piece.voice == 3]).tolist())
+    assert bass_roles == {data.ROLE_AI, data.ROLE_CLIP}
+
+
+def test_conditioning_labels_come_from_the_ais_next_two_bars() -> None:
+    # 4/4; AI block chords (3 notes) on every beat of bars 0-1, then nothing; melody to bar 4.
+    ai_beats = [b for b in range(8) for _ in range(3)]
+    ev = make_events(
+        [0.0, 4.0, 8.0, 12.0, *ai_beats],
+        [4.0] * 4 + [1.0] * len(ai_beats),
+        [72, 74, 76, 77] + [48, 52, 55] * 8,
+        [90] * (4 + len(ai_beats)),
+        ["human"] * 4 + ["ai"] * len(ai_beats),
+    )
+    ev = ev[np.lexsort((ev["pitch"], ev["role"], ev["beat"]))]
+    rows = conditioning(ev, _step.MODE_ACCOMPANY, 4.0)
+    by_beat = {float(e["beat"]): tuple(r) for e, r in zip(ev, rows, strict=True)}
+    assert by_beat[0.0] == (0, 24 / 8, 3.0)  # 8 chords of 3 in the next 8 beats
+    assert by_beat[4.0] == (0, 12 / 8, 3.0)  # 4 chords left
+    assert by_beat[8.0] == (0, 0.0, 0.0)  # the AI falls silent: the label says so
+    # Call and response: one rate for the whole example, over the bars the AI plays in.
+    rows = conditioning(ev, _step.MODE_CALL_RESPONSE, 4.0)
+    assert np.all(rows == [_step.MODE_CALL_RESPONSE, 24 / 8, 3.0])

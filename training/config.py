@@ -32,8 +32,8 @@ class TrainConfig:
     warmup: float = 0.05  # fraction of a stage spent warming the learning rate up
     grad_clip: float = 1.0  # max gradient norm
     # Steps per stage: harmonize, interplay, call_response (see curriculum.CURRICULUM).
-    # About 0.3 s per step on 2 free CPU cores (~20k events/s): ~25 min, ~30 with parsing.
-    steps: tuple[int, ...] = (1600, 1600, 1800)
+    # About 0.3 s per step on 2 free CPU cores (~20k events/s): ~29 min, ~33 with parsing.
+    steps: tuple[int, ...] = (1800, 1800, 2200)
     minutes: float = 55.0  # wall-time cap of the whole run; 0 = none (see train.train)
     style_steps: int = 600  # steps of a custom-style fine-tune (`lkjam train --style`)
     style_lr: float = 5e-4

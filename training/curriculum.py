@@ -2,10 +2,22 @@
 
 A *view* turns a `Piece` (voices) into an event stream (roles) for one training example:
 - `harmonize`: the melody is human, every other voice ai;
-- `accompany`: as harmonize, but sometimes another voice is the human, and sometimes the
-  bass line is a clip (known ahead, as a playing Live clip would be);
+- `accompany`: as harmonize, and sometimes the bass line is a clip (known ahead, as a
+  playing Live clip would be). The human is always the melody: the AI's part is the
+  accompaniment under it, never another melody;
 - `call_response`: the melody is cut into 2- or 4-bar phrases that alternate human, ai,
   human, ...; the other voices are either dropped or become clip context.
+
+A folk tune's chords are realized in a comping texture drawn per example
+(`lkjam.training.textures`) before the view is applied.
+
+Every example is labelled with the conditioning of docs/event-stream.md (encoding v2), so
+that the model is told what it is asked to do, as the engine tells it live:
+- the mode: call and response for the `call_response` view, accompany otherwise;
+- the density (AI onsets per beat) and voices (AI notes per onset time): in accompany mode,
+  those of the AI notes in the next `CONDITION_BARS` bars from each event, which is what the
+  engine's Density control asks for; in call and response, those of the AI's turns over the
+  whole example, constant, since silence while the human plays is the mode's own rule.
 
 A stage is a mixture of (source, view, weight). Stage 3 keeps some stage 1 and 2 data
 so that the model does not forget them.
@@ -21,13 +33,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from lkjam.training.data import ROLE_AI, ROLE_CLIP, ROLE_HUMAN, Piece
+from lkjam.training.data import ROLE_AI, ROLE_CLIP, ROLE_HUMAN, Piece, make_piece, synth_velocity
+from lkjam.training.textures import TEXTURES, realize
 
 from lkjam import _step
 
 View = Callable[[Piece, np.random.Generator], np.ndarray]  # -> roles uint8[N] (-1 = drop)
 
 DROP = 255  # a role value meaning "leave this note out"
+CONDITION_BARS = 2  # accompany: density and voices are those of the AI's next 2 bars
 
 
 def harmonize(piece: Piece, rng: np.random.Generator) -> np.ndarray:
@@ -35,11 +49,9 @@ def harmonize(piece: Piece, rng: np.random.Generator) -> np.ndarray:
 
 
 def accompany(piece: Piece, rng: np.random.Generator) -> np.ndarray:
-    voices = piece.voices
-    human = 0 if voices < 2 or rng.random() < 0.75 else int(rng.integers(voices))
-    roles = np.where(piece.voice == human, ROLE_HUMAN, ROLE_AI).astype(np.uint8)
-    bass = voices - 1
-    if voices >= 3 and bass != human and rng.random() < 0.5:
+    roles = harmonize(piece, rng)
+    bass = piece.voices - 1
+    if piece.voices >= 3 and rng.random() < 0.5:
         roles[piece.voice == bass] = ROLE_CLIP
     return roles
 
@@ -60,28 +72,92 @@ VIEWS: dict[str, View] = {
     "accompany": accompany,
     "call_response": call_response,
 }
+VIEW_MODES = {
+    "harmonize": _step.MODE_ACCOMPANY,
+    "accompany": _step.MODE_ACCOMPANY,
+    "call_response": _step.MODE_CALL_RESPONSE,
+}
+
+
+def with_accompaniment(piece: Piece, rng: np.random.Generator) -> Piece:
+    """A folk tune with its chords realized in a random texture (voices 1, 2); other
+    pieces as they are."""
+    if not len(piece.chord_spans):
+        return piece
+    melody = piece.events[piece.voice == 0]
+    texture = TEXTURES[int(rng.integers(len(TEXTURES)))]
+    notes = realize(piece.chord_spans, melody, piece.bar_beats, texture)
+    extra = np.array(notes, dtype=np.float64).reshape(-1, 4)
+    beat = np.concatenate([melody["beat"], extra[:, 0]])
+    voice = np.concatenate([np.zeros(len(melody)), extra[:, 3]]).astype(np.uint8)
+    return make_piece(
+        piece.name,
+        beat,
+        np.concatenate([melody["dur"], extra[:, 1]]).astype(np.float32),
+        np.concatenate([melody["pitch"], extra[:, 2]]).astype(np.uint8),
+        synth_velocity(beat, voice, piece.bar_beats),
+        voice,
+        numerator=piece.numerator,
+        denominator=piece.denominator,
+        key_root=piece.key_root,
+        key_minor=piece.key_minor,
+        chords=piece.chords,
+    )
+
+
+def ai_rates(ai_beats: np.ndarray, span: float) -> tuple[float, float]:
+    """(AI onsets per beat, AI notes per onset time) of sorted AI onsets over `span` beats."""
+    if not len(ai_beats) or span <= 0:
+        return 0.0, 0.0
+    times = len(np.unique(np.round(ai_beats, 4)))
+    return len(ai_beats) / span, len(ai_beats) / times
+
+
+def conditioning(events: np.ndarray, mode: int, bar_beats: float) -> np.ndarray:
+    """(N, 3) rows of (mode, density, voices) for a sorted stream: see the module doc."""
+    beats = events["beat"]
+    ai = np.sort(beats[events["role"] == ROLE_AI])
+    rows = np.zeros((len(events), 3), dtype=np.float64)
+    rows[:, 0] = mode
+    if mode == _step.MODE_CALL_RESPONSE:
+        # Rates over the bars the AI plays in (its turns), not over the human's turns.
+        turn_bars = len(np.unique(np.floor(ai / bar_beats)))
+        rows[:, 1:] = ai_rates(ai, turn_bars * bar_beats)
+        return rows
+    window = CONDITION_BARS * bar_beats
+    lo = np.searchsorted(ai, beats, side="left")
+    hi = np.searchsorted(ai, beats + window, side="left")
+    count = hi - lo
+    rows[:, 1] = count / window
+    # Distinct onset times in each window, from a running count of new times.
+    new_time = np.concatenate([[1], (np.diff(ai) > 1e-4).astype(np.int64)]) if len(ai) else ai
+    distinct = np.concatenate([[0], np.cumsum(new_time)])
+    times = distinct[hi] - distinct[lo]
+    rows[:, 2] = np.where(times > 0, count / np.maximum(times, 1), 0.0)
+    return rows
+
 
 # stage name -> [(source, view, weight)]; "midi" is a user's folder (custom styles).
 STAGES: dict[str, list[tuple[str, str, float]]] = {
-    "harmonize": [("chorales", "harmonize", 0.6), ("folk", "harmonize", 0.4)],
+    "harmonize": [("chorales", "harmonize", 0.5), ("folk", "harmonize", 0.5)],
     "interplay": [
-        ("chamber", "accompany", 0.45),
+        ("chamber", "accompany", 0.35),
         ("chorales", "accompany", 0.3),
-        ("folk", "accompany", 0.25),
+        ("folk", "accompany", 0.35),
     ],
     "call_response": [
         ("folk", "call_response", 0.2),
         ("chorales", "call_response", 0.1),
         ("chamber", "call_response", 0.05),
-        # Earlier stages, against forgetting. With less than this (0.4 in all), the model
-        # carried call-and-response melody into harmonization: it doubled the human's
-        # melody in 12% of frames (real music: 0%).
+        # Earlier stages, against forgetting: with the mode in the input the two regimes no
+        # longer contradict each other, but the accompaniment must stay in practice.
         ("chorales", "harmonize", 0.2),
-        ("folk", "harmonize", 0.15),
-        ("chamber", "accompany", 0.15),
+        ("folk", "harmonize", 0.2),
+        ("chamber", "accompany", 0.1),
         ("chorales", "accompany", 0.15),
     ],
-    "style": [("midi", "accompany", 0.75), ("midi", "call_response", 0.25)],
+    # A style's accompaniment tracks are what its AI plays; its melodies also train answers.
+    "style": [("midi", "accompany", 0.8), ("midi", "call_response", 0.2)],
 }
 CURRICULUM = ("harmonize", "interplay", "call_response")
 
@@ -99,13 +175,18 @@ NO_AUGMENT = Augment(transpose=0, jitter=0.0, velocity=0.0, scale_known=1.0)
 
 @dataclass
 class Example:
-    """One stream ready for the model: events plus its meter and scale."""
+    """One stream ready for the model: events plus its meter, scale and conditioning."""
 
     events: np.ndarray  # EVENT_DTYPE, sorted
     numerator: int
     denominator: int
     scale_root: int  # -1 = unknown
     scale_intervals: tuple[int, ...]
+    conditioning: np.ndarray  # (N, 3) float64: mode, density, voices per event
+
+    @property
+    def mode(self) -> int:
+        return int(self.conditioning[0, 0]) if len(self.conditioning) else _step.MODE_ACCOMPANY
 
     def encode(self) -> np.ndarray:
         """(N, FEATURES) float32, from a reset state."""
@@ -115,11 +196,13 @@ class Example:
             self.denominator,
             self.scale_root,
             list(self.scale_intervals),
+            self.conditioning,
         )
 
 
 def make_example(piece: Piece, view: str, rng: np.random.Generator, aug: Augment) -> Example:
-    """Apply a view, then augmentation, and return the sorted stream."""
+    """Realize chords, apply a view, then augmentation, and return the labelled stream."""
+    piece = with_accompaniment(piece, rng)
     roles = VIEWS[view](piece, rng)
     keep = roles != DROP
     ev = piece.events[keep].copy()
@@ -148,6 +231,7 @@ def make_example(piece: Piece, view: str, rng: np.random.Generator, aug: Augment
         denominator=piece.denominator,
         scale_root=(piece.key_root + shift) % 12 if known else -1,
         scale_intervals=piece.scale_intervals if known else (),
+        conditioning=conditioning(ev[order], VIEW_MODES[view], piece.bar_beats),
     )
 
 
@@ -160,7 +244,14 @@ def window_arrays(ex: Example, start: int, length: int) -> tuple[np.ndarray, dic
     stop = min(start + length, len(ev))
     horizon = ev["beat"][stop - 1] + _step.WAIT_HORIZON
     end = int(np.searchsorted(ev["beat"], horizon, side="right"))
-    sub = Example(ev[start:end], ex.numerator, ex.denominator, ex.scale_root, ex.scale_intervals)
+    sub = Example(
+        ev[start:end],
+        ex.numerator,
+        ex.denominator,
+        ex.scale_root,
+        ex.scale_intervals,
+        ex.conditioning[start:end],
+    )
     feats = sub.encode()[: stop - start]
     tg = {k: v[: stop - start] for k, v in _step.targets(sub.events).items()}
     return feats, tg
@@ -218,6 +309,31 @@ class Mixture:
             for h in HEADS:
                 tg[h][b, : len(f)] = t[h]
         return Batch(feats, tg)
+
+
+def accompaniment_rates(
+    stage: str, pieces: Mapping[str, Sequence[Piece]], rng: np.random.Generator, count: int = 300
+) -> tuple[float, float]:
+    """Median (AI onsets per beat, AI notes per onset time) of a stage's accompany-mode
+    examples: what the model plays when the engine asks for its own density."""
+    entries = [
+        (s, v)
+        for s, v, _ in STAGES[stage]
+        if pieces.get(s) and VIEW_MODES[v] == _step.MODE_ACCOMPANY
+    ]
+    rates = []
+    for k in range(count if entries else 0):
+        source, view = entries[k % len(entries)]
+        group = pieces[source]
+        ex = make_example(group[int(rng.integers(len(group)))], view, rng, NO_AUGMENT)
+        beats = ex.events["beat"]
+        ai = beats[ex.events["role"] == ROLE_AI]
+        if len(ai):
+            rates.append(ai_rates(ai, float(beats[-1] - beats[0]) or 1.0))
+    if not rates:
+        return 2.0, 2.0
+    density, voices = np.median(np.array(rates), axis=0)
+    return round(float(density), 3), round(float(voices), 3)
 
 
 def held_out_examples(

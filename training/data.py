@@ -38,7 +38,7 @@ from tqdm import tqdm
 from lkjam import _step
 
 # Bump when the conversion below changes: old cache files are then ignored.
-DATA_VERSION = 1
+DATA_VERSION = 2  # 2: folk tunes keep their chords as spans, realized per example
 # Seed of the per-source sampling of corpus pieces: fixed so that a cap always selects
 # the same pieces (and a larger cap a superset).
 _CORPUS_SEED = 20240601
@@ -64,6 +64,9 @@ class Piece:
     key_root: int = -1  # tonic pitch class, -1 = unknown
     key_minor: bool = False
     chords: str = CHORDS_NONE
+    # Chords to realize per example (training.textures): rows of (start beat, end beat,
+    # root pitch class, pitch-class bitmask); empty when the voices already hold the harmony.
+    chord_spans: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
 
     @property
     def bar_beats(self) -> float:
@@ -132,9 +135,16 @@ def _triads(root: int, minor: bool) -> list[tuple[int, ...]]:
 
 
 def infer_chords(
-    beat: np.ndarray, dur: np.ndarray, pitch: np.ndarray, root: int, minor: bool, bar_beats: float
+    beat: np.ndarray,
+    dur: np.ndarray,
+    pitch: np.ndarray,
+    root: int,
+    minor: bool,
+    bar_beats: float,
+    seg: float | None = None,
 ) -> list[tuple[float, float, tuple[int, ...]]]:
-    """One diatonic triad per half bar (per bar in short meters) that best covers the melody.
+    """One diatonic triad per `seg` beats (default: half a bar, a bar in short meters) that
+    best covers the melody.
 
     Returns (start, end, pitch classes with the root first). Each melody note votes for the
     triads containing its pitch class with its overlap in beats (double on the segment's
@@ -142,7 +152,8 @@ def infer_chords(
     """
     if len(beat) == 0:
         return []
-    seg = bar_beats / 2 if bar_beats >= 4 else bar_beats
+    if seg is None:
+        seg = bar_beats / 2 if bar_beats >= 4 else bar_beats
     end = float(np.max(beat + dur))
     chords = _triads(root, minor)
     prior = np.array([0.3, 0.2, 0.15, 0.05, 0.0, -0.05])
@@ -165,28 +176,6 @@ def infer_chords(
             score[0] += seg
         out.append((float(t0), float(t1), chords[int(np.argmax(score))]))
     return out
-
-
-def realize_chords(
-    chords: Sequence[tuple[float, float, tuple[int, ...]]], bar_beats: float
-) -> tuple[list[tuple[float, float, int, int]], list[tuple[float, float, int, int]]]:
-    """Block chords (voice 1, close position from G3 up) and a bass root (voice 2, octave 2),
-    struck at each chord change and again on each downbeat it lasts over.
-    Returns lists of (beat, dur, pitch, voice)."""
-    upper: list[tuple[float, float, int, int]] = []
-    bass: list[tuple[float, float, int, int]] = []
-    for t0, t1, pcs in chords:
-        strikes = [t0] + [
-            b
-            for b in np.arange(np.ceil(t0 / bar_beats) * bar_beats, t1, bar_beats)
-            if b > t0 + 1e-6
-        ]
-        for j, s in enumerate(strikes):
-            d = (strikes[j + 1] if j + 1 < len(strikes) else t1) - s
-            bass.append((s, d, 36 + (pcs[0] - 36) % 12, 2))
-            for pc in pcs:
-                upper.append((s, d, 55 + (pc - 55) % 12, 1))
-    return upper, bass
 
 
 # ---------------------------------------------------------------------------------------
@@ -263,6 +252,7 @@ def score_to_piece(name: str, score: object, *, folk: bool = False) -> Piece | N
         for b, d, p in zip(notes.beat, notes.dur, notes.pitch, strict=True):
             all_notes.add(b, d, p, v)
     chords_kind = CHORDS_NONE
+    spans = np.zeros((0, 4))
     if folk:
         mel = per_part[0]
         beat, dur, pitch = np.array(mel.beat), np.array(mel.dur), np.array(mel.pitch)
@@ -285,9 +275,10 @@ def score_to_piece(name: str, score: object, *, folk: bool = False) -> Piece | N
                 return None
             chords_kind = CHORDS_INFERRED
             chords = infer_chords(beat, dur, pitch, root, minor, bar_beats)
-        upper, bass = realize_chords(chords, bar_beats)
-        for b, d, p, v in upper + bass:
-            all_notes.add(b, d, p, v)
+        spans = np.array(
+            [(t0, t1, pcs[0], sum(1 << pc for pc in set(pcs))) for t0, t1, pcs in chords],
+            dtype=np.float64,
+        ).reshape(-1, 4)
     beat_a = np.array(all_notes.beat, dtype=np.float64)
     voice_a = np.array(all_notes.voice, dtype=np.uint8)
     return make_piece(
@@ -302,6 +293,7 @@ def score_to_piece(name: str, score: object, *, folk: bool = False) -> Piece | N
         key_root=root,
         key_minor=minor,
         chords=chords_kind,
+        chord_spans=spans,
     )
 
 
@@ -445,6 +437,10 @@ def save_pieces(path: Path, pieces: Sequence[Piece], info: dict[str, object]) ->
         "key_root": np.array([p.key_root for p in pieces], dtype=np.int8),
         "key_minor": np.array([p.key_minor for p in pieces], dtype=bool),
         "chords": np.array([_CHORD_KINDS.index(p.chords) for p in pieces], dtype=np.int8),
+        "spans": np.concatenate([p.chord_spans for p in pieces]) if pieces else np.zeros((0, 4)),
+        "span_start": np.concatenate([[0], np.cumsum([len(p.chord_spans) for p in pieces])]).astype(
+            np.int64
+        ),
         "info": np.array(json.dumps(info)),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -458,6 +454,7 @@ def load_pieces(path: Path) -> tuple[list[Piece], dict[str, object]]:
     """Read a cache file written by `save_pieces` (never unpickles anything)."""
     with np.load(path, allow_pickle=False) as z:
         events, voice, start = z["events"], z["voice"], z["start"]
+        spans, span_start = z["spans"], z["span_start"]
         if events.dtype != EVENT_DTYPE:
             raise ValueError(f"{path}: events have dtype {events.dtype}, expected EVENT_DTYPE")
         pieces = [
@@ -470,6 +467,7 @@ def load_pieces(path: Path) -> tuple[list[Piece], dict[str, object]]:
                 key_root=int(z["key_root"][i]),
                 key_minor=bool(z["key_minor"][i]),
                 chords=_CHORD_KINDS[int(z["chords"][i])],
+                chord_spans=spans[span_start[i] : span_start[i + 1]],
             )
             for i in range(len(start) - 1)
         ]

@@ -10,11 +10,17 @@ from the model's provenance):
 Figures, per set and overall:
 - NLL per event (nats, docs/event-stream.md targets) of the model (`Step.feed_batch`
   logits: the compiled step, no torch) and of the Markov chain fitted on the training split;
-- music metrics (lkjam.engine.metrics) of the real AI part, of the model's and of the
-  Markov chain's. Both generators accompany the held-out input by the engine's own
-  decoding rule (lkjam.engine.offline). Harmony figures (NiCR, chord fit, doubling,
-  pitch-class entropy) pool the two harmonization sets; overlap and answer delay come
-  from the call-and-response set, measured against the human part only.
+- music metrics (lkjam.engine.metrics) of the real AI part, of the model's, of the
+  Markov chain's and of the rule harmonizer's (lkjam.training.rule_harmonizer). The model
+  and the chain accompany the held-out input by the engine's own decoding rule
+  (lkjam.engine.decoder via lkjam.engine.offline), in the mode of the set (accompany, or
+  call and response) and at Density 0.5, with no other help. Harmony figures (NiCR, chord
+  fit, doubling, pitch-class entropy, coverage, above) pool the two harmonization sets;
+  overlap, answer delay and answer length come from the call-and-response set, measured
+  against the human part only;
+- what a musician hears from the model: `seed_cv`, the coefficient of variation of its AI
+  note count per piece over `SEEDS` seeds (mean over pieces), and `density_ratio`, its AI
+  onsets per beat at Density 0.9 over those at 0.1.
 
 The last line printed is key=value, for scripts.
 """
@@ -31,8 +37,10 @@ from pathlib import Path
 
 import numpy as np
 from lkjam.engine import metrics
+from lkjam.engine.decoder import Planner
 from lkjam.engine.model_file import ModelFileError, load_model
-from lkjam.engine.offline import Planner, accompany
+from lkjam.engine.offline import accompany
+from lkjam.training import rule_harmonizer
 from lkjam.training.config import TrainConfig
 from lkjam.training.curriculum import NO_AUGMENT, Example, make_example
 from lkjam.training.data import DataError, Piece, load_corpus
@@ -40,8 +48,10 @@ from lkjam.training.markov import MarkovModel, event_nll
 
 from lkjam import _step
 
-HARMONY = ("nicr", "chord_fit", "doubling", "pc_entropy")
-CALL_RESPONSE = ("overlap", "answer_delay_beats")
+HARMONY = ("nicr", "chord_fit", "doubling", "pc_entropy", "coverage", "above")
+CALL_RESPONSE = ("overlap", "answer_delay_beats", "answer_length")
+WHO = ("model", "real", "markov", "rule")
+SEEDS = 4  # seeds per piece for seed_cv
 INPUT_ROLES = (_step.ROLE_HUMAN, _step.ROLE_CLIP)
 # Source and curriculum view of each held-out set, and which metrics it reports.
 SETS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -56,8 +66,10 @@ GAP_BARS = 4  # silence between pieces when they are pooled into one stream
 class Sampling:
     temperature: float = 0.9
     top_p: float = 0.95
-    wait_bias: float = 0.0
     seed: int = 0
+    density: float = 0.5  # the Density control
+    own_density: float = 2.0  # the model's own accompaniment (ModelMeta)
+    own_voices: float = 2.0
 
 
 @dataclass
@@ -67,6 +79,8 @@ class SetResult:
     events: int
     nll: dict[str, float] = field(default_factory=dict)  # "model"/"markov" -> nats per event
     figures: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> who -> value
+    seed_cv: float = float("nan")
+    onsets: dict[float, float] = field(default_factory=dict)  # Density -> AI onsets per beat
 
 
 def examples_for(pieces: Sequence[Piece], view: str, seed: int) -> list[Example]:
@@ -90,16 +104,26 @@ def model_nll(step: _step.Step, examples: Sequence[Example]) -> tuple[float, int
     total, events = 0.0, 0
     for ex in examples:
         configure(step, ex)
-        nll, n = event_nll(step.feed_batch(ex.events), _step.targets(ex.events))
+        logits = step.feed_batch(ex.events, ex.conditioning)
+        nll, n = event_nll(logits, _step.targets(ex.events))
         total, events = total + nll, events + n
     return total, events
 
 
+def _merged(inputs: np.ndarray, ai: np.ndarray) -> np.ndarray:
+    both = np.concatenate([inputs, ai])
+    return both[np.lexsort((both["pitch"], both["role"], both["beat"]))]
+
+
 def accompaniments(
-    planner: Planner, examples: Sequence[Example], sampling: Sampling
+    planner: Planner,
+    examples: Sequence[Example],
+    sampling: Sampling,
+    seed_offset: int = 0,
+    density: float | None = None,
 ) -> list[np.ndarray]:
-    """Each example's input (human and clip notes) with the planner's AI part in place of
-    the real one."""
+    """Each example's input (human and clip notes) with the planner's AI part, played in
+    the example's mode, in place of the real one."""
     out = []
     for i, ex in enumerate(examples):
         inputs = ex.events[np.isin(ex.events["role"], INPUT_ROLES)]
@@ -107,17 +131,38 @@ def accompaniments(
         ai = accompany(
             planner,
             inputs,
+            mode="call_response" if ex.mode == _step.MODE_CALL_RESPONSE else "accompany",
+            density=sampling.density if density is None else density,
+            own_density=sampling.own_density,
+            own_voices=sampling.own_voices,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
-            wait_bias=sampling.wait_bias,
-            seed=sampling.seed + i,
+            seed=sampling.seed + i + 1000 * seed_offset,
             numerator=ex.numerator,
             denominator=ex.denominator,
             scale=scale,
         )
-        both = np.concatenate([inputs, ai])
-        out.append(both[np.lexsort((both["pitch"], both["role"], both["beat"]))])
+        out.append(_merged(inputs, ai))
     return out
+
+
+def rule_accompaniments(pieces: Sequence[Piece], examples: Sequence[Example]) -> list[np.ndarray]:
+    """The rule harmonizer's block chords under each example's human part."""
+    out = []
+    for piece, ex in zip(pieces, examples, strict=True):
+        inputs = ex.events[np.isin(ex.events["role"], INPUT_ROLES)]
+        melody = ex.events[ex.events["role"] == _step.ROLE_HUMAN]
+        ai = rule_harmonizer.harmonize(melody, piece.key_root, piece.key_minor, piece.bar_beats)
+        out.append(_merged(inputs, ai))
+    return out
+
+
+def seed_cv(runs: Sequence[Sequence[np.ndarray]]) -> float:
+    """Mean over pieces of the coefficient of variation of the AI note count over runs."""
+    counts = np.array([[np.sum(s["role"] == _step.ROLE_AI) for s in run] for run in runs], float)
+    mean = counts.mean(axis=0)
+    cv = np.where(mean > 0, counts.std(axis=0) / np.maximum(mean, 1e-9), 0.0)
+    return float(cv.mean()) if len(cv) else float("nan")
 
 
 def pooled(streams: Sequence[np.ndarray]) -> np.ndarray:
@@ -140,15 +185,27 @@ def figures(stream: np.ndarray, names: Sequence[str]) -> dict[str, float]:
         "chord_fit": metrics.chord_fit,
         "doubling": metrics.doubling,
         "pc_entropy": metrics.pc_entropy,
+        # Coverage and register are measured against the melody, the human part.
+        "coverage": lambda s: metrics.coverage(s, input_roles=(_step.ROLE_HUMAN,)),
+        "above": lambda s: metrics.above(s, input_roles=(_step.ROLE_HUMAN,)),
         # Call and response is about the human's turns: clip context is not a turn.
         "overlap": lambda s: metrics.overlap(s, input_roles=(_step.ROLE_HUMAN,)),
         "answer_delay_beats": lambda s: metrics.answer_delay(s, input_roles=(_step.ROLE_HUMAN,)),
+        "answer_length": lambda s: _nanmean(
+            metrics.answer_lengths(s, input_roles=(_step.ROLE_HUMAN,))
+        ),
     }
     return {name: fns[name](stream) for name in names}
 
 
+def _nanmean(values: np.ndarray) -> float:
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if len(values) else float("nan")
+
+
 def evaluate_set(
     name: str,
+    pieces: Sequence[Piece],
     examples: Sequence[Example],
     step: _step.Step,
     markov: MarkovModel,
@@ -163,10 +220,20 @@ def evaluate_set(
         t, k = markov.nll(ex.events)
         total, n = total + t, n + k
     result.nll["markov"] = total / max(n, 1)
+    runs = [accompaniments(step, examples, sampling, seed_offset=k) for k in range(SEEDS)]
+    result.seed_cv = seed_cv(runs)
+    if "coverage" in wanted:  # accompaniment sets: how the Density control moves the AI
+        for density in (0.1, 0.9):
+            played = pooled(accompaniments(step, examples, sampling, density=density))
+            result.onsets[density] = metrics.onsets_per_beat(played)
+    markov_step = markov.step()
     by_who = {
-        "model": figures(pooled(accompaniments(step, examples, sampling)), wanted),
+        "model": figures(pooled(runs[0]), wanted),
         "real": figures(pooled([ex.events for ex in examples]), wanted),
-        "markov": figures(pooled(accompaniments(markov.step(), examples, sampling)), wanted),
+        "markov": figures(pooled(accompaniments(markov_step, examples, sampling)), wanted),
+        "rule": figures(pooled(rule_accompaniments(pieces, examples)), wanted)
+        if "coverage" in wanted
+        else dict.fromkeys(wanted, float("nan")),
     }
     result.figures = {m: {who: by_who[who][m] for who in by_who} for m in wanted}
     return result
@@ -188,7 +255,7 @@ def _pool_harmony(results: Sequence[SetResult]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for m in HARMONY:
         out[m] = {}
-        for who in ("model", "real", "markov"):
+        for who in WHO:
             vals = [
                 (r.figures[m][who], r.pieces) for r in sets if not math.isnan(r.figures[m][who])
             ]
@@ -199,7 +266,7 @@ def _pool_harmony(results: Sequence[SetResult]) -> dict[str, dict[str, float]]:
 
 def report(results: Sequence[SetResult], model_name: str) -> list[str]:
     """The table and the final key=value line."""
-    lines = [f"{'set':<19}{'metric':<20}{'model':>9}{'real':>9}{'markov':>9}"]
+    lines = [f"{'set':<19}{'metric':<20}" + "".join(f"{w:>9}" for w in WHO)]
 
     def fmt(v: float | None) -> str:
         return f"{'-':>9}" if v is None else f"{v:>9.3f}"
@@ -210,9 +277,10 @@ def report(results: Sequence[SetResult], model_name: str) -> list[str]:
             f"{head:<19}{'nll/event':<20}{fmt(r.nll['model'])}{fmt(None)}{fmt(r.nll['markov'])}"
         )
         for m, who in r.figures.items():
-            lines.append(
-                f"{'':<19}{m:<20}{fmt(who['model'])}{fmt(who['real'])}{fmt(who['markov'])}"
-            )
+            lines.append(f"{'':<19}{m:<20}" + "".join(fmt(who[w]) for w in WHO))
+        lines.append(f"{'':<19}{'seed_cv':<20}{fmt(r.seed_cv)}")
+        for density, rate in r.onsets.items():
+            lines.append(f"{'':<19}{f'onsets/beat @{density}':<20}{fmt(rate)}")
     events = sum(r.events for r in results)
     nll = sum(r.nll["model"] * r.events for r in results) / max(events, 1)
     markov_nll = sum(r.nll["markov"] * r.events for r in results) / max(events, 1)
@@ -220,11 +288,12 @@ def report(results: Sequence[SetResult], model_name: str) -> list[str]:
     cr = next((r.figures for r in results if "overlap" in r.figures), None)
     lines.append(f"{'all':<19}{'nll/event':<20}{fmt(nll)}{fmt(None)}{fmt(markov_nll)}")
     for m in HARMONY:
-        who = harmony[m]
-        lines.append(
-            f"{'harmony':<19}{m:<20}{fmt(who['model'])}{fmt(who['real'])}{fmt(who['markov'])}"
-        )
+        lines.append(f"{'harmony':<19}{m:<20}" + "".join(fmt(harmony[m][w]) for w in WHO))
     nan = float("nan")
+    accompanied = [r for r in results if r.onsets]
+    low = sum(r.onsets[0.1] * r.pieces for r in accompanied)
+    high = sum(r.onsets[0.9] * r.pieces for r in accompanied)
+    cvs = [(r.seed_cv, r.pieces) for r in results if "nicr" in r.figures]
     values = {
         "nll": nll,
         "markov_nll": markov_nll,
@@ -232,12 +301,18 @@ def report(results: Sequence[SetResult], model_name: str) -> list[str]:
         "nicr_real": harmony["nicr"]["real"],
         "chord_fit": harmony["chord_fit"]["model"],
         "chord_fit_real": harmony["chord_fit"]["real"],
+        "rule_chord_fit": harmony["chord_fit"]["rule"],
+        "coverage": harmony["coverage"]["model"],
+        "seed_cv": sum(v * w for v, w in cvs) / max(sum(w for _, w in cvs), 1) if cvs else nan,
+        "above": harmony["above"]["model"],
+        "density_ratio": high / low if low > 0 else nan,
         "doubling": harmony["doubling"]["model"],
         "doubling_real": harmony["doubling"]["real"],
         "pc_entropy": harmony["pc_entropy"]["model"],
         "pc_entropy_real": harmony["pc_entropy"]["real"],
         "overlap": cr["overlap"]["model"] if cr else nan,
         "answer_delay_beats": cr["answer_delay_beats"]["model"] if cr else nan,
+        "answer_length": cr["answer_length"]["model"] if cr else nan,
     }
     lines.append(f"model: {model_name}")
     lines.append(" ".join(f"{k}={v:.4f}" for k, v in values.items()))
@@ -309,7 +384,13 @@ def main(argv: Sequence[str]) -> int:
     except DataError as exc:
         return fail(str(exc))
     markov = fit_markov(corpus.train, args.seed)
-    sampling = Sampling(args.temperature, args.top_p, 0.0, args.seed)
+    sampling = Sampling(
+        args.temperature,
+        args.top_p,
+        args.seed,
+        own_density=model.meta.density,
+        own_voices=model.meta.voices,
+    )
 
     results = []
     for name in sets:
@@ -320,7 +401,12 @@ def main(argv: Sequence[str]) -> int:
         try:
             results.append(
                 evaluate_set(
-                    name, examples_for(pieces, view, args.seed), model.step, markov, sampling
+                    name,
+                    pieces,
+                    examples_for(pieces, view, args.seed),
+                    model.step,
+                    markov,
+                    sampling,
                 )
             )
         except ValueError as exc:  # a bad sampling option, named by the step

@@ -191,6 +191,12 @@ class MarkovStep:
     def clear_scale(self) -> None:
         """The chain has no key context; kept for the Step interface."""
 
+    def set_conditioning(self, mode: int, density: float, voices: float) -> None:
+        pass  # the chain is not conditioned: it plays at the rate it was fitted on
+
+    def note_off(self, role: int, pitch: int, beat: float) -> None:
+        pass  # the chain looks at onsets only
+
     def set_pitch_mask(self, mask: np.ndarray | None) -> None:
         self.mask = None if mask is None or not np.any(mask) else np.asarray(mask, dtype=bool)
 

@@ -41,6 +41,7 @@ from lkjam.training.curriculum import (
     Augment,
     Example,
     Mixture,
+    accompaniment_rates,
     held_out_examples,
 )
 from lkjam.training.data import Corpus
@@ -503,6 +504,15 @@ def _write_model(
         "steps": sum(r["steps"] for r in results),
         "held_out_nll": results[-1]["held_out_nll"] if results else {},
     }
-    meta = ModelMeta(topology=cfg.topology, style=plan.style, provenance=provenance)
+    density, voices = accompaniment_rates(
+        plan.stages[-1].name, corpus.train, np.random.default_rng(cfg.seed)
+    )
+    meta = ModelMeta(
+        topology=cfg.topology,
+        style=plan.style,
+        provenance=provenance,
+        density=density,
+        voices=voices,
+    )
     save_model(path, export_tensors(model), meta)
     return provenance

@@ -1,0 +1,173 @@
+"""The decoding rule of docs/event-stream.md, "Real-time decoding", written once.
+
+The engine (wall clock, `lkjam.engine.generator`), offline accompaniment and `lkjam eval`
+(song time, `lkjam.engine.offline`) all drive a `Decoder`:
+
+- `condition(mode, density)` tells the model what it is asked to do (encoding v2): the mode
+  and the Density control, mapped onto AI onsets per beat around the model's own rate;
+- `feed(...)` feeds a human or clip event; the plan is then stale;
+- `plan()` draws the next plan ("AI note at beat b", or None for WAIT) when it is stale;
+- `commit()` plays the plan: it is fed as an ai event and returned, unless the runaway
+  bound refuses it (more than `max_notes_per_beat` AI onsets in a beat), which counts as WAIT
+  until the next input.
+
+The caller decides *when* a plan is due: the engine when the wall clock reaches it,
+offline when it comes before the next input event. That is the only difference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from lkjam._step import MODE_ACCOMPANY, MODE_CALL_RESPONSE, ROLE_AI
+
+MAX_NOTES_PER_BEAT = 8  # AI onsets in any one-beat window; more would be a runaway loop
+DENSITY_RANGE = 3.0  # Density 0 / 1 asks for a third / three times the model's own rate
+MODES = {"accompany": MODE_ACCOMPANY, "call_response": MODE_CALL_RESPONSE}
+
+
+class Prediction(Protocol):
+    wait: bool
+    shift: float  # beats after the last fed event
+    pitch: int
+    velocity: int
+    duration: float  # beats
+
+
+class Planner(Protocol):
+    """What a decoder needs of a step: `lkjam._step.Step` and the Markov baseline."""
+
+    def reset(self) -> None: ...
+    def seed(self, seed: int) -> None: ...
+    def set_meter(self, numerator: int, denominator: int) -> None: ...
+    def set_scale(self, root: int, intervals: list[int]) -> None: ...
+    def clear_scale(self) -> None: ...
+    def set_conditioning(self, mode: int, density: float, voices: float) -> None: ...
+    def set_pitch_mask(self, mask: np.ndarray | None) -> None: ...
+    def feed(self, beat: float, role: int, pitch: int, velocity: int, duration: float) -> None: ...
+    def note_off(self, role: int, pitch: int, beat: float) -> None: ...
+    def predict(
+        self, temperature: float = 1.0, top_p: float = 0.95, wait_bias: float = 0.0
+    ) -> Prediction: ...
+
+
+def density_target(control: float, own: float) -> float:
+    """The Density control (0..1) as AI onsets per beat: 0.5 is the model's own rate `own`."""
+    return own * DENSITY_RANGE ** (2.0 * min(max(control, 0.0), 1.0) - 1.0)
+
+
+def scale_mask(root: int, intervals: Sequence[int]) -> np.ndarray:
+    """(128,) bool pitch mask allowing only the pitch classes of a scale."""
+    pcs = {(root + i) % 12 for i in intervals}
+    return np.array([p % 12 in pcs for p in range(128)], dtype=bool)
+
+
+@dataclass(frozen=True)
+class Note:
+    beat: float
+    pitch: int
+    velocity: int
+    duration: float  # beats
+
+
+class Decoder:
+    """Plans and commits AI notes on one step. Not thread-safe: one owner."""
+
+    def __init__(
+        self,
+        step: Planner,
+        *,
+        own_density: float,
+        own_voices: float,
+        max_notes_per_beat: int = MAX_NOTES_PER_BEAT,
+    ) -> None:
+        self.step = step
+        self.own_density = own_density
+        self.own_voices = own_voices
+        self.max_notes_per_beat = max_notes_per_beat
+        self.temperature = 1.0
+        self.top_p = 0.95
+        self.mode = "accompany"
+        self.density = 0.5
+        self.last_beat = -math.inf  # beat of the last event fed
+        self._plan: Note | None = None
+        self._stale = False  # something was fed since the plan was drawn
+        self._recent: deque[float] = deque()  # AI onsets within the last beat
+
+    def condition(self, mode: str, density: float) -> None:
+        """Ask for `mode` ("accompany" | "call_response") at the Density control `density`
+        (0..1); takes effect from the next fed event, as the model reads it with an event."""
+        self.mode, self.density = mode, density
+        target = density_target(density, self.own_density)
+        self.step.set_conditioning(MODES[mode], target, self.own_voices)
+
+    def restart(self) -> None:
+        """The stream starts afresh (transport start or jump): state, plan and bound."""
+        self.step.reset()
+        self.last_beat = -math.inf
+        self._plan, self._stale = None, False
+        self._recent.clear()
+
+    @property
+    def started(self) -> bool:
+        return self.last_beat > -math.inf
+
+    @property
+    def plan_is_stale(self) -> bool:
+        """The next `plan()` draws a new plan."""
+        return self._stale and self.started
+
+    def feed(self, beat: float, role: int, pitch: int, velocity: int, duration: float) -> float:
+        """Feed one event; returns the beat it was fed at (never before the last one)."""
+        beat = max(beat, self.last_beat)
+        self.step.feed(beat, role, pitch, velocity, duration)
+        self.last_beat = beat
+        self._plan, self._stale = None, True
+        return beat
+
+    def note_off(self, role: int, pitch: int, beat: float) -> None:
+        if self.started:
+            self.step.note_off(role, pitch, max(beat, self.last_beat))
+
+    def plan(self, wait_bias: float = 0.0) -> Note | None:
+        """The next AI note (drawn if stale), or None: WAIT."""
+        if self._stale and self.started:
+            self._stale = False
+            p = self.step.predict(self.temperature, self.top_p, wait_bias)
+            self._plan = (
+                None if p.wait else Note(self.last_beat + p.shift, p.pitch, p.velocity, p.duration)
+            )
+        return self._plan
+
+    def drop_plan(self) -> None:
+        """Forget the plan until the next fed event."""
+        self._plan, self._stale = None, False
+
+    def replan(self) -> None:
+        """Draw again at the next `plan()` (e.g. after the controls changed)."""
+        self._plan, self._stale = None, True
+
+    def move_plan(self, beat: float) -> None:
+        if self._plan is not None:
+            p = self._plan
+            self._plan = Note(beat, p.pitch, p.velocity, p.duration)
+
+    def commit(self) -> Note | None:
+        """Play the plan: fed as ai and returned; None if the runaway bound refuses it."""
+        note = self._plan
+        if note is None:
+            return None
+        while self._recent and self._recent[0] <= note.beat - 1.0:
+            self._recent.popleft()
+        if len(self._recent) >= self.max_notes_per_beat:
+            self.drop_plan()
+            return None
+        self.feed(note.beat, ROLE_AI, note.pitch, note.velocity, note.duration)
+        self._recent.append(note.beat)
+        return note
