@@ -239,6 +239,28 @@ def coverage(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> fl
     return _weighted_share(f.ai_pcs != 0, f.input_pcs != 0, f.widths)
 
 
+def longest_gap(
+    events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES, rest: float = 4.0
+) -> float:
+    """The longest stretch, in beats, during which the input sounds and the AI does not. An
+    input rest shorter than `rest` beats does not end a stretch (nor count); a longer one
+    does, and so does any AI note."""
+    f = frames(events, input_roles)
+    longest = run = quiet = 0.0
+    rows = zip(f.widths.tolist(), f.input_pcs.tolist(), f.ai_pcs.tolist(), strict=True)
+    for width, inp, ai in rows:
+        if ai:
+            run = quiet = 0.0
+        elif inp:
+            run, quiet = run + width, 0.0
+            longest = max(longest, run)
+        else:
+            quiet += width
+            if quiet >= rest:
+                run = 0.0
+    return longest
+
+
 def _top_pitch(events: np.ndarray, select: np.ndarray, at: np.ndarray) -> np.ndarray:
     """(len(at),) highest pitch of the selected notes sounding at each beat in `at`; -1: none."""
     beats = events["beat"][select].astype(np.float64)

@@ -128,6 +128,42 @@ def test_unknown_human_durations_last_until_the_next_onset_capped() -> None:
     np.testing.assert_allclose(metrics.note_ends(ev), [1, 1, 2, 2 + metrics.UNKNOWN_DURATION_CAP])
 
 
+def test_coverage_is_the_share_of_melody_time_the_ai_sounds_in() -> None:
+    ev = stream((0, 4, 72, H), (4, 4, 74, H), (10, 2, 76, H), *chord(2, 4, (48, 52, 55)))
+    assert metrics.coverage(ev) == pytest.approx(4 / 10)
+
+
+def test_above_compares_the_top_notes_where_both_sound() -> None:
+    # Beats 0-2: AI top 67 under the melody's 72; beat 2-3: AI 79 over 72; beat 3-4: AI alone.
+    ev = stream((0, 3, 72, H), *chord(0, 2, (60, 64, 67)), (2, 2, 79, A))
+    assert metrics.above(ev) == pytest.approx(1 / 3)
+    assert math.isnan(metrics.above(stream((0, 1, 72, H))))
+
+
+def test_longest_gap_is_the_ais_longest_silence_under_the_melody() -> None:
+    ev = stream(
+        (0, 8, 72, H),
+        (8, 1, 76, H),
+        (9, 1, 48, A),  # ends a 9-beat silence
+        (20, 6, 74, H),  # after a 10-beat rest: a new stretch of 6
+        (27, 1, 74, H),  # a 1-beat rest does not end it: 7
+    )
+    assert metrics.longest_gap(ev) == pytest.approx(9.0)
+    assert metrics.longest_gap(ev[ev["beat"] != 9]) == pytest.approx(9.0)  # 0-9, then 7 after
+    assert metrics.longest_gap(stream((0, 4, 72, H), (0, 4, 60, A))) == 0.0
+
+
+def test_answer_length_is_the_answer_over_the_phrase() -> None:
+    ev = stream((0, 1, 72, H), (1, 1, 74, H), (2.5, 1, 60, A), (3.5, 0.5, 62, A), (8, 1, 72, H))
+    np.testing.assert_allclose(metrics.answer_lengths(ev), [1.5 / 2, np.nan])
+
+
+def test_onsets_per_beat_of_a_role_over_the_stream() -> None:
+    ev = stream((0, 4, 72, H), *chord(0, 1, (48, 52, 55)), (2, 2, 50, A))
+    assert metrics.onsets_per_beat(ev) == pytest.approx(4 / 4)
+    assert metrics.onsets_per_beat(ev, role=H) == pytest.approx(1 / 4)
+
+
 def test_summary_names_every_metric() -> None:
     ev = stream((0, 1, 60, H), *chord(0, 1, (48, 52, 55)))
     got = metrics.summary(ev)
@@ -136,6 +172,8 @@ def test_summary_names_every_metric() -> None:
         "chord_fit",
         "doubling",
         "pc_entropy",
+        "coverage",
+        "above",
         "overlap",
         "answer_delay_beats",
     }

@@ -48,7 +48,7 @@ from lkjam.training.markov import MarkovModel, event_nll
 
 from lkjam import _step
 
-HARMONY = ("nicr", "chord_fit", "doubling", "pc_entropy", "coverage", "above")
+HARMONY = ("nicr", "chord_fit", "doubling", "pc_entropy", "coverage", "above", "gap_bars")
 CALL_RESPONSE = ("overlap", "answer_delay_beats", "answer_length")
 WHO = ("model", "real", "markov", "rule")
 SEEDS = 4  # seeds per piece for seed_cv
@@ -188,6 +188,9 @@ def figures(stream: np.ndarray, names: Sequence[str]) -> dict[str, float]:
         # Coverage and register are measured against the melody, the human part.
         "coverage": lambda s: metrics.coverage(s, input_roles=(_step.ROLE_HUMAN,)),
         "above": lambda s: metrics.above(s, input_roles=(_step.ROLE_HUMAN,)),
+        # Longest silence of the AI while the melody plays, in 4-beat bars, over all pieces
+        # (a piece break is a long rest, which ends a silence).
+        "gap_bars": lambda s: metrics.longest_gap(s, input_roles=(_step.ROLE_HUMAN,)) / 4.0,
         # Call and response is about the human's turns: clip context is not a turn.
         "overlap": lambda s: metrics.overlap(s, input_roles=(_step.ROLE_HUMAN,)),
         "answer_delay_beats": lambda s: metrics.answer_delay(s, input_roles=(_step.ROLE_HUMAN,)),
@@ -260,7 +263,10 @@ def _pool_harmony(results: Sequence[SetResult]) -> dict[str, dict[str, float]]:
                 (r.figures[m][who], r.pieces) for r in sets if not math.isnan(r.figures[m][who])
             ]
             weight = sum(w for _, w in vals)
-            out[m][who] = sum(v * w for v, w in vals) / weight if weight else float("nan")
+            if m == "gap_bars":  # the longest, not an average
+                out[m][who] = max((v for v, _ in vals), default=float("nan"))
+            else:
+                out[m][who] = sum(v * w for v, w in vals) / weight if weight else float("nan")
     return out
 
 
@@ -305,6 +311,7 @@ def report(results: Sequence[SetResult], model_name: str) -> list[str]:
         "coverage": harmony["coverage"]["model"],
         "seed_cv": sum(v * w for v, w in cvs) / max(sum(w for _, w in cvs), 1) if cvs else nan,
         "above": harmony["above"]["model"],
+        "gap_bars": harmony["gap_bars"]["model"],
         "density_ratio": high / low if low > 0 else nan,
         "doubling": harmony["doubling"]["model"],
         "doubling_real": harmony["doubling"]["real"],
