@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 from lkjam.engine import metrics
 from lkjam.engine.decoder import Planner
-from lkjam.engine.model_file import ModelFileError, load_model
+from lkjam.engine.model_file import ModelFileError, load_model, resolve_style
 from lkjam.engine.offline import accompany
 from lkjam.training import rule_harmonizer
 from lkjam.training.config import TrainConfig
 from lkjam.training.curriculum import NO_AUGMENT, Example, make_example
-from lkjam.training.data import DataError, Piece, load_corpus
+from lkjam.training.data import DataError, Piece, load_corpus, load_midi_folder, split_pieces
 from lkjam.training.markov import MarkovModel, event_nll
 
 from lkjam import _step
@@ -326,6 +326,49 @@ def report(results: Sequence[SetResult], model_name: str) -> list[str]:
     return lines
 
 
+def style_figures(
+    step: _step.Step, pieces: Sequence[Piece], sampling: Sampling
+) -> dict[str, dict[str, float]]:
+    """A style against its own files: the model accompanies each file's human part (Density
+    0.5) and its part is compared with the file's own accompaniment ("real")."""
+    examples = examples_for(pieces, "harmonize", sampling.seed)
+    by_who = {
+        "model": pooled(accompaniments(step, examples, sampling)),
+        "real": pooled([ex.events for ex in examples]),
+    }
+    human = (_step.ROLE_HUMAN,)
+    out: dict[str, dict[str, float]] = {}
+    for who, stream in by_who.items():
+        ai = stream["role"] == _step.ROLE_AI
+        out[who] = {
+            "onsets_per_beat": metrics.onsets_per_beat(stream),
+            "chord_fit": metrics.chord_fit(stream),
+            "above": metrics.above(stream, input_roles=human),
+            "coverage": metrics.coverage(stream, input_roles=human),
+            "mean_pitch": float(stream["pitch"][ai].mean()) if ai.any() else float("nan"),
+        }
+    return out
+
+
+def style_report(figs: dict[str, dict[str, float]], pieces: int, model_name: str) -> list[str]:
+    lines = [f"{'style files (' + str(pieces) + ')':<26}{'model':>9}{'real':>9}"]
+    for m in figs["model"]:
+        lines.append(f"{m:<26}{figs['model'][m]:>9.3f}{figs['real'][m]:>9.3f}")
+    real_rate = figs["real"]["onsets_per_beat"]
+    values = {
+        "onsets_ratio": figs["model"]["onsets_per_beat"] / real_rate if real_rate else math.nan,
+        "chord_fit": figs["model"]["chord_fit"],
+        "chord_fit_real": figs["real"]["chord_fit"],
+        "above": figs["model"]["above"],
+        "above_real": figs["real"]["above"],
+        "coverage": figs["model"]["coverage"],
+        "pitch_shift": figs["model"]["mean_pitch"] - figs["real"]["mean_pitch"],
+    }
+    lines.append(f"model: {model_name}")
+    lines.append(" ".join(f"{k}={v:.4f}" for k, v in values.items()))
+    return lines
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lkjam eval", description=__doc__.splitlines()[0])
     p.add_argument(
@@ -334,7 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="MODEL",
-        help="a model file (default: the shipped model)",
+        help="a model file (default: the shipped model, or --style)",
+    )
+    p.add_argument("--style", default=None, help="a style name (see `lkjam train --style`)")
+    p.add_argument(
+        "--midi",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="compare the model with the held-out files of this MIDI folder (a style's own "
+        "folder, split as its training split it) instead of the corpus sets",
+    )
+    p.add_argument(
+        "--human-track", type=int, default=None, metavar="N", help="(--midi) as lkjam train"
     )
     p.add_argument(
         "--pieces", type=int, default=40, metavar="N", help="held-out pieces per set (default 40)"
@@ -369,9 +424,11 @@ def main(argv: Sequence[str]) -> int:
         return fail(f"--sets: unknown set(s) {unknown}; known: {', '.join(SETS)}")
     if args.pieces < 1:
         return fail(f"--pieces must be at least 1 (got {args.pieces})")
+    if args.model is not None and args.style is not None:
+        return fail("give a MODEL file or --style, not both")
     try:
-        model = load_model(args.model)
-    except ModelFileError as exc:
+        model = load_model(args.model if args.style is None else resolve_style(args.style))
+    except (ModelFileError, ValueError) as exc:
         return fail(str(exc))
 
     # The split the model was trained with, so these pieces are ones it never saw.
@@ -381,6 +438,24 @@ def main(argv: Sequence[str]) -> int:
     split = prov.get("split", {}) if isinstance(prov.get("split"), dict) else {}
     seed = int(split.get("seed", config.get("split_seed", cfg.split_seed)))
     fraction = float(split.get("held_out", config.get("held_out", cfg.held_out)))
+    sampling = Sampling(
+        args.temperature,
+        args.top_p,
+        args.seed,
+        own_density=model.meta.density,
+        own_voices=model.meta.voices,
+    )
+    model_name = f"{model.path} ({model.meta.topology}, style {model.meta.style})"
+    if args.midi is not None:
+        try:
+            pieces, summary = load_midi_folder(args.midi, args.human_track, progress=False)
+        except DataError as exc:
+            return fail(str(exc))
+        _, held = split_pieces(pieces, seed, fraction)
+        print(f"{summary.text()}; {len(held)} held out (split seed {seed}, fraction {fraction})")
+        figs = style_figures(model.step, held[: args.pieces], sampling)
+        print("\n".join(style_report(figs, len(held[: args.pieces]), model_name)))
+        return 0
     sources = sorted({SETS[s][0] for s in sets})
     caps = {
         s: int(args.corpus_cap if args.corpus_cap is not None else config.get(s, getattr(cfg, s)))
@@ -391,13 +466,6 @@ def main(argv: Sequence[str]) -> int:
     except DataError as exc:
         return fail(str(exc))
     markov = fit_markov(corpus.train, args.seed)
-    sampling = Sampling(
-        args.temperature,
-        args.top_p,
-        args.seed,
-        own_density=model.meta.density,
-        own_voices=model.meta.voices,
-    )
 
     results = []
     for name in sets:
@@ -423,9 +491,5 @@ def main(argv: Sequence[str]) -> int:
         f"{sum(len(v) for v in corpus.train.values())} training pieces; "
         f"{time.perf_counter() - started:.1f} s"
     )
-    print(
-        "\n".join(
-            report(results, f"{model.path} ({model.meta.topology}, style {model.meta.style})")
-        )
-    )
+    print("\n".join(report(results, model_name)))
     return 0
