@@ -2,6 +2,8 @@
 
 step    µs per cpp_step call vs a PyTorch eager step, and mallocs per step
 engine  note-in -> note-out latency and timing error through JACK ports
+music   musicianship on hand-made tunes: coverage, chord fit, seeds, density, call/response
+style   train a style on a generated folder, then check it plays that texture on the tunes
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import sys
 BENCHES = {
     "step": "lkjam.training.bench_step",
     "engine": "lkjam.engine.bench",
+    "music": "lkjam.bench_music",
+    "style": "lkjam.stylegen",
 }
 
 

@@ -202,3 +202,10 @@ def write_style(
         write_midi(path, events, conductor=conductor)
         paths.append(path)
     return paths
+
+
+def main(argv: list[str]) -> int:
+    """`python -m lkjam.bench style`: the style bench (in `lkjam.bench_music`)."""
+    from lkjam.bench_music import main_style
+
+    return main_style(argv)

@@ -317,7 +317,7 @@ TUNES: tuple[Tune, ...] = (
         C5:.5 Eb E G:1 E:.5 C:1 | r:.5 G4 Bb G E:2 |
         G4:.5 Bb B D5:1 B4:.5 G:1 | r:1 D5:.5 B4 G:2 |
         A4:.5 C5 D F#:1 D:.5 A4:1 | G4:.5 Bb C5 E:1 C:.5 G4:1 |
-        D5:1.5 B4:.5 G:1 Bb:.5 B | A:1 F#:1 D:2 |
+        D5:1.5 B4:.5 G:1 Bb:.5 B | A:1 F#:1 G:2 |
         """,
     ),
     Tune(
