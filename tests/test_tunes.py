@@ -12,7 +12,7 @@ from lkjam.engine.metrics import note_ends
 from lkjam.engine.midi_file import read_midi
 from lkjam.engine.model_file import load_model
 
-from lkjam.bench_music import FIGURES, call_response_input, measure_tune
+from lkjam.bench_music import FIGURES, call_response_input, measure_tune, style_file_figures
 from lkjam.stylegen import close_triad, write_style
 from lkjam.tunes import SCALES, TUNES, Tune, parse_melody, tune_bars, tune_events, write_tunes
 
@@ -99,6 +99,9 @@ def test_write_style_round_trips(tmp_path: Path, texture: str) -> None:
         per_onset = len(accomp) / len(onsets)
         assert per_onset == (4 if texture == "block" else 1)  # triad + bass / one note
     assert meters == {3, 4}
+    own = style_file_figures(paths)
+    assert own["onsets_per_beat"] == pytest.approx(4.0 if texture == "block" else 2.0)
+    assert own["above"] == 0 and own["chord_fit"] >= 0.9 and own["coverage"] == 1
     assert read_midi(write_style(tmp_path / "again", texture, 1, 3)[0]).events.tobytes() == (
         read_midi(paths[0]).events.tobytes()
     )

@@ -350,20 +350,71 @@ def _draw(results: Sequence[TuneResult], folder: Path, model_name: str) -> None:
 # ---- style -----------------------------------------------------------------------------
 
 
-def style_figures(paths: Sequence[Path]) -> dict[str, float]:
-    """The style files' own accompaniment (every non-human track as the AI): onsets per
-    beat, chord_fit and above, means over files."""
+STYLE_FIGURES = ("onsets_per_beat", "chord_fit", "above", "coverage")
+
+
+def accompaniment_figures(events: np.ndarray) -> dict[str, float]:
+    """STYLE_FIGURES of one stream (input + AI)."""
+    return {
+        "onsets_per_beat": metrics.onsets_per_beat(events),
+        "chord_fit": metrics.chord_fit(events),
+        "above": metrics.above(events),
+        "coverage": metrics.coverage(events),
+    }
+
+
+def _means(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    return {k: _nanmean([r[k] for r in rows]) for k in STYLE_FIGURES}
+
+
+def style_file_figures(paths: Sequence[Path]) -> dict[str, float]:
+    """The style files' own accompaniment (every non-human track as the AI), means over files."""
     from lkjam.engine.midi_file import read_midi
 
     rows = []
     for path in paths:
         events = read_midi(path).events.copy()
         events["role"][events["role"] == ROLE_CLIP] = ROLE_AI
-        rows.append(
-            (metrics.onsets_per_beat(events), metrics.chord_fit(events), metrics.above(events))
-        )
-    opb, fit, above = np.nanmean(np.array(rows, dtype=np.float64), axis=0)
-    return {"onsets_per_beat": float(opb), "chord_fit": float(fit), "above": float(above)}
+        rows.append(accompaniment_figures(events))
+    return _means(rows)
+
+
+def measure_style(
+    model: LoadedModel, seeds: Sequence[int], png: Path | None = None
+) -> dict[str, dict[str, float]]:
+    """Per tune name: STYLE_FIGURES of the model accompanying it at Density 0.5, means over
+    seeds (seed 0 drawn into `png` if given)."""
+    out = {}
+    for tune in TUNES:
+        melody = tune_events(tune)
+        played = [run(model, tune, melody, seed=s) for s in seeds]
+        out[tune.name] = _means([accompaniment_figures(p) for p in played])
+        if png is not None:
+            _draw([TuneResult(tune, [], {}, {"accompany": played[0]})], png, model.path.name)
+    return out
+
+
+def _train_style(folder: Path, out: Path, base: Path | None, minutes: float | None) -> float:
+    """Run `lkjam train --style` on `folder` into `out`; its wall time in seconds, or nan if
+    it failed. Checkpoints and the parse cache go next to `out`: nothing is left behind in
+    the user's styles or cache."""
+    work = out.parent
+    command = [
+        sys.executable, "-m", "lkjam", "train", "--style", "benchstyle", str(folder),
+        "--out", str(out), "--workdir", str(work / "work"), "--cache", str(work / "cache"),
+        "--fresh", "--no-progress",
+    ]  # fmt: skip
+    if base is not None:
+        command += ["--base", str(base)]
+    if minutes is not None:
+        command += ["--minutes", str(minutes)]
+    print("$ lkjam " + " ".join(command[3:]), flush=True)
+    started = time.perf_counter()
+    code = subprocess.run(command, check=False).returncode
+    if code != 0 or not out.exists():
+        print(f"bench style: lkjam train failed (exit {code})", file=sys.stderr)
+        return math.nan
+    return time.perf_counter() - started
 
 
 def main_style(argv: Sequence[str]) -> int:
@@ -373,69 +424,48 @@ def main_style(argv: Sequence[str]) -> int:
     parser.add_argument("--seeds", type=int, default=2, help="seeds per tune (default 2)")
     parser.add_argument("--base", type=Path, help="model to fine-tune (default: the shipped one)")
     parser.add_argument("--minutes", type=float, help="training time cap (default: the preset's)")
+    parser.add_argument(
+        "--trained", type=Path, metavar="FILE", help="measure this style model; don't train"
+    )
     parser.add_argument("--png", type=Path, metavar="DIR", help="piano rolls of seed 0 here")
     args = parser.parse_args(list(argv))
+    seeds = list(range(max(1, args.seeds)))
     with tempfile.TemporaryDirectory(prefix="lkjam-bench-style-") as tmp:
         root = Path(tmp)
-        paths = write_style(root / "midi", args.texture, args.files)
-        own = style_figures(paths)
-        out = root / "benchstyle.safetensors"
-        # --out, --workdir and --cache in the temporary folder: nothing is left behind.
-        command = [
-            sys.executable, "-m", "lkjam", "train", "--style", "benchstyle", str(root / "midi"),
-            "--out", str(out), "--workdir", str(root / "work"), "--cache", str(root / "cache"),
-            "--fresh", "--no-progress",
-        ]  # fmt: skip
-        if args.base is not None:
-            command += ["--base", str(args.base)]
-        if args.minutes is not None:
-            command += ["--minutes", str(args.minutes)]
-        print("$ " + " ".join(command[1:]), flush=True)
-        started = time.perf_counter()
-        code = subprocess.run(command, check=False).returncode
-        train_s = time.perf_counter() - started
-        if code != 0 or not out.exists():
-            print(f"bench style: lkjam train failed (exit {code})", file=sys.stderr)
-            return 1
-        model = load_model(out)
-        seeds = list(range(max(1, args.seeds)))
-        rows = []
-        for tune in TUNES:
-            melody = tune_events(tune)
-            played = [run(model, tune, melody, seed=s) for s in seeds]
-            figures = [
-                (
-                    metrics.onsets_per_beat(p),
-                    metrics.chord_fit(p),
-                    metrics.above(p),
-                    metrics.coverage(p),
-                )
-                for p in played
-            ]
-            rows.append(np.nanmean(np.array(figures, dtype=np.float64), axis=0))
-            if args.png is not None:
-                _draw([TuneResult(tune, [], {}, {"accompany": played[0]})], args.png, out.name)
-    table = np.array(rows)
-    print(f"{'tune':<18} {'on/b':>5} {'fit':>5} {'above':>5} {'cover':>5}")
-    for tune, row in zip(TUNES, table, strict=True):
-        print(f"{tune.name:<18} " + " ".join(_fmt(v, 5) for v in row))
-    opb, fit, above, cover = np.nanmedian(table, axis=0)
-    ratio = opb / own["onsets_per_beat"]
+        own = style_file_figures(write_style(root / "midi", args.texture, args.files))
+        out, train_s = args.trained, math.nan
+        if out is None:
+            out = root / "benchstyle.safetensors"
+            train_s = _train_style(root / "midi", out, args.base, args.minutes)
+            if math.isnan(train_s):
+                return 1
+        try:
+            model = load_model(out)
+        except ModelFileError as exc:
+            print(f"bench style: {exc}", file=sys.stderr)
+            return 2
+        per_tune = measure_style(model, seeds, args.png)
+    print(f"{'tune':<18} " + " ".join(f"{k[:5]:>5}" for k in STYLE_FIGURES))
+    for name, row in per_tune.items():
+        print(f"{name:<18} " + " ".join(_fmt(row[k], 5) for k in STYLE_FIGURES))
+    median = {k: _nanmedian([row[k] for row in per_tune.values()]) for k in STYLE_FIGURES}
+    ratio = median["onsets_per_beat"] / own["onsets_per_beat"]
+    trained = (
+        "given, not trained" if args.trained else f"trained in {train_s:.0f} s (target <= 300 s)"
+    )
     print(
         f"style files ({args.texture}, {args.files}): {own['onsets_per_beat']:.2f} onsets/beat, "
-        f"chord_fit {own['chord_fit']:.3f}, above {own['above']:.3f}; trained in {train_s:.0f} s "
-        f"(target <= 300 s)\nstyle on the tunes (medians): onsets/beat {opb:.2f} = "
-        f"{ratio:.2f}x its files' (target 0.75..1.25), chord_fit {fit:.3f} (target >= 0.9), "
-        f"above {above:.3f} (target <= 0.1), coverage {cover:.3f}"
+        f"chord_fit {own['chord_fit']:.3f}, above {own['above']:.3f}; {trained}\n"
+        f"style {out.name} on the tunes (medians): onsets/beat "
+        f"{median['onsets_per_beat']:.2f} = {ratio:.2f}x its files' (target 0.75..1.25), "
+        f"chord_fit {median['chord_fit']:.3f} (target >= 0.9), above {median['above']:.3f} "
+        f"(target <= 0.1), coverage {median['coverage']:.3f}"
     )
     line = {
         "train_s": train_s,
         "own_onsets_per_beat": own["onsets_per_beat"],
-        "onsets_per_beat": opb,
         "onsets_ratio": ratio,
-        "chord_fit": fit,
-        "above": above,
-        "coverage": cover,
+        **median,
         "own_chord_fit": own["chord_fit"],
     }
     print(
