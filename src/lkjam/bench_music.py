@@ -3,7 +3,8 @@
 music  Accompanies each hand-made tune (`lkjam.tunes`) as `lkjam accompany` would (the
        tune's key signature as the scale, temperature 0.9, top-p 0.95) with several seeds,
        and prints per tune: AI notes per seed, seed_cv (their coefficient of variation),
-       coverage, chord_fit, above, doubling and AI onsets per beat at Density 0.5; the rule
+       coverage, chord_fit, above, doubling and AI onsets per beat at Density 0.5
+       (`metrics.onsets_per_beat`: note onsets, so a 3-note chord counts 3); the rule
        harmonizer's chord_fit and coverage on the same tune; density_ratio (AI onsets per
        beat at Density 0.9 over 0.1); and for call and response (the tune cut into 2-bar
        phrases with 2 bars of rest between them, mode call_response): overlap, the median
@@ -298,7 +299,8 @@ def main(argv: Sequence[str]) -> int:
     density_seeds = min(max(1, args.density_seeds), len(seeds))
     print(
         f"model {model.path.name} (style {model.meta.style}, own density "
-        f"{model.meta.density:.2f} onsets/beat); {len(tunes)} tunes, seeds {seeds[0]}..{seeds[-1]}"
+        f"{model.meta.density:.2f} onset times/beat x {model.meta.voices:.2f} notes); "
+        f"{len(tunes)} tunes, seeds {seeds[0]}..{seeds[-1]}"
         f", Density 0.1/0.9 with {density_seeds} seed(s); temperature {TEMPERATURE}, "
         f"top-p {TOP_P}"
     )
