@@ -44,7 +44,7 @@ from lkjam.tunes import TUNES, Tune, tune_events
 TEMPERATURE, TOP_P = 0.9, 0.95  # `lkjam accompany`'s defaults: what a user hears
 DENSITY_LOW, DENSITY_MID, DENSITY_HIGH = 0.1, 0.5, 0.9
 PHRASE_BARS = 2  # call and response: 2 bars of tune, then 2 bars for the answer
-ROLE_HUMAN, ROLE_CLIP, ROLE_AI = ROLE_INDEX["human"], ROLE_INDEX["clip"], ROLE_INDEX["ai"]
+ROLE_CLIP, ROLE_AI = ROLE_INDEX["clip"], ROLE_INDEX["ai"]
 
 
 def _highest(a: np.ndarray) -> float:
@@ -92,6 +92,7 @@ class TuneResult:
 
 
 def merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two event arrays as one, in stream order (what the metrics take)."""
     both = np.concatenate([a, b])
     return both[np.lexsort((both["pitch"], both["role"], both["beat"]))]
 
