@@ -23,12 +23,19 @@ KEYS = (
     "nicr_real",
     "chord_fit",
     "chord_fit_real",
+    "rule_chord_fit",
+    "coverage",
+    "seed_cv",
+    "above",
+    "gap_bars",
+    "density_ratio",
     "doubling",
     "doubling_real",
     "pc_entropy",
     "pc_entropy_real",
     "overlap",
     "answer_delay_beats",
+    "answer_length",
 )
 CAP = 24  # corpus items per source: a few held-out pieces, a few seconds of parsing
 
@@ -69,12 +76,15 @@ def test_eval_prints_the_table_and_the_key_value_line(
     v = last_line_values(out)
     # A random model is far worse than the fitted chain; real harmony fits its chords.
     assert v["nll"] > v["markov_nll"] > 0
-    assert 0.5 < v["nicr_real"] <= 1.0
+    # Real folk comping includes single-note textures (arpeggios), so NiCR is well below 1.
+    assert 0.2 < v["nicr_real"] <= 1.0
     assert v["chord_fit_real"] > 0.7
+    assert v["rule_chord_fit"] > 0.7  # the rule harmonizer's triads fit by construction
     assert v["doubling_real"] < 0.1
     assert 2.0 < v["pc_entropy_real"] < math.log2(12)
-    for key in ("nicr", "chord_fit", "doubling", "overlap"):
+    for key in ("nicr", "chord_fit", "doubling", "overlap", "coverage", "above"):
         assert 0.0 <= v[key] <= 1.0, key
+    assert v["seed_cv"] >= 0.0 and v["density_ratio"] > 0.0 and v["gap_bars"] >= 0.0
     # Same seed, same figures: sampling is the step's seeded RNG.
     assert evaluate.main(argv) == 0
     assert last_line_values(capsys.readouterr().out) == v
