@@ -10,6 +10,8 @@
 #include <cstring>
 #include <limits>
 
+#include "realtime.hpp"
+
 namespace lkjam {
 
 constexpr int kEncodingVersion = 2;
@@ -38,7 +40,7 @@ constexpr int kModeCallResponse = 1;  // answer the human's phrases, silent whil
 constexpr double kMaxDensity = 16.0;  // AI onsets per beat; more is clamped
 constexpr double kMaxVoices = 8.0;    // AI notes per onset time (chord size); more is clamped
 
-// Feature vector layout (offsets into the 405 floats).
+// Feature vector layout (offsets into the kFeatures = 409 floats).
 constexpr int kOffRole = 0;
 constexpr int kOffShift = kOffRole + kRoles;
 constexpr int kOffPitch = kOffShift + kShiftBins;
@@ -71,6 +73,11 @@ struct Event {
   uint8_t flags;
 };
 static_assert(sizeof(Event) == 16, "Event must match EVENT_DTYPE");
+
+// The largest |beat| and |dur| the bindings accept, in beats: 15 years of song time at 120
+// bpm. A double still resolves 1e-7 beat there, far below the 1/96-beat shift bins, and a
+// dur within it fits a float exactly enough; larger values are refused, never cast.
+constexpr double kMaxBeats = 1e9;
 
 namespace detail {
 
@@ -116,29 +123,29 @@ inline constexpr auto kDurationEdgesSq = make_duration_edges_sq();
 }  // namespace detail
 
 // Nearest representative value, ties up; negative (or NaN) shifts land in bin 0.
-inline int shift_bin(double beats) {
+inline int shift_bin(double beats) LKJAM_REALTIME {
   if (!(beats > 0.0)) return 0;
   const auto* e = detail::kShiftEdges.data();
   return static_cast<int>(std::upper_bound(e, e + detail::kShiftEdges.size(), beats) - e);
 }
 
 // Nearest value in log space, ties up; kDurationUnknown for a duration <= 0 (unknown).
-inline int duration_bin(double beats) {
+inline int duration_bin(double beats) LKJAM_REALTIME {
   if (!(beats > 0.0)) return kDurationUnknown;
   const auto* e = detail::kDurationEdgesSq.data();
   const double sq = beats * beats;
   return static_cast<int>(std::upper_bound(e, e + detail::kDurationEdgesSq.size(), sq) - e);
 }
 
-inline int velocity_bin(int vel) { return std::min(std::max(vel, 0), 127) / 8; }
-inline int velocity_value(int bin) { return bin * 8 + 4; }
+inline int velocity_bin(int vel) LKJAM_REALTIME { return std::min(std::max(vel, 0), 127) / 8; }
+inline int velocity_value(int bin) LKJAM_REALTIME { return bin * 8 + 4; }
 
 // The feature values of the conditioning inputs: log-compressed density (1.0 at 7 onsets per
 // beat) and chord size over 4, so both stay O(1) for the first layer.
-inline float density_feature(double onsets_per_beat) {
+inline float density_feature(double onsets_per_beat) LKJAM_REALTIME {
   return static_cast<float>(std::log2(1.0 + std::clamp(onsets_per_beat, 0.0, kMaxDensity)) / 3.0);
 }
-inline float voices_feature(double voices) {
+inline float voices_feature(double voices) LKJAM_REALTIME {
   return static_cast<float>(std::clamp(voices, 0.0, kMaxVoices) / 4.0);
 }
 
@@ -176,14 +183,14 @@ class FeatureState {
 
   // Takes effect from the next fed event; reset() keeps it, as it keeps meter and scale.
   // mode must be kModeAccompany or kModeCallResponse (the bindings check it).
-  void set_conditioning(int mode, double density, double voices) {
+  void set_conditioning(int mode, double density, double voices) LKJAM_REALTIME {
     mode_ = mode;
     density_ = density_feature(density);
     voices_ = voices_feature(voices);
   }
 
   // A live note stops sounding at `beat` (never lengthens a note).
-  void note_off(int role, int pitch, double beat) {
+  void note_off(int role, int pitch, double beat) LKJAM_REALTIME {
     double& end = end_[role][pitch];
     if (end > beat) end = beat;
   }
@@ -191,7 +198,7 @@ class FeatureState {
   // Advances by one event and writes its features into x[kFeatures]. hot[g] receives the
   // index of the single 1 in one-hot group g (role, shift, pitch, velocity, duration), so the
   // first GRU layer can skip the zeros.
-  void feed(const Event& e, float* x, int* hot) {
+  void feed(const Event& e, float* x, int* hot) LKJAM_REALTIME {
     // Events come in stream order; a real-time straggler a hair early counts as simultaneous.
     const double dt = has_prev_ ? std::max(0.0, e.beat - prev_beat_) : 0.0;
     has_prev_ = true;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "kernels.hpp"
+#include "realtime.hpp"
 
 namespace lkjam {
 
@@ -22,15 +23,15 @@ struct GRULayer {
   alignas(64) float gi[kRows] = {};
   alignas(64) float gh[kRows] = {};
 
-  void input_dense(const float* x) { gemv_blocked(w_ih, b_ih, x, In, kBlocks, gi); }
+  void input_dense(const float* x) LKJAM_REALTIME { gemv_blocked(w_ih, b_ih, x, In, kBlocks, gi); }
 
   // The input given as `count` (index, value) pairs, zero elsewhere.
-  void input_sparse(const int* index, const float* value, int count) {
+  void input_sparse(const int* index, const float* value, int count) LKJAM_REALTIME {
     gemv_blocked_sparse(w_ih, b_ih, index, value, count, In, kBlocks, gi);
   }
 
   // h <- GRU(h), with the input gates already in gi.
-  void update(float* h) {
+  void update(float* h) LKJAM_REALTIME {
     gemv_blocked(w_hh, b_hh, h, H, kBlocks, gh);
     gru_gates(gi, gh, h, H);
   }
@@ -46,7 +47,9 @@ struct Linear {
   alignas(64) float b[kRows] = {};
 
   // y must hold kRows floats; the padding rows come out 0.
-  void forward(const float* x, float* y) const { gemv_blocked(w, b, x, In, kRows / kBlock, y); }
+  void forward(const float* x, float* y) const LKJAM_REALTIME {
+    gemv_blocked(w, b, x, In, kRows / kBlock, y);
+  }
 };
 
 }  // namespace lkjam

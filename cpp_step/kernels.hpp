@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "realtime.hpp"
+
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && \
     !defined(LKJAM_NO_MULTIVERSION)
 #define LKJAM_KERNEL \
@@ -43,7 +45,8 @@ static_assert(kBlock == 32, "the kernels below unroll a block as 4 x 8 floats");
 
 // y[blocks * kBlock] = bias + W x for a blocked W with `in` columns.
 LKJAM_KERNEL void gemv_blocked(const float* __restrict w, const float* __restrict bias,
-                               const float* __restrict x, int in, int blocks, float* __restrict y) {
+                               const float* __restrict x, int in, int blocks,
+                               float* __restrict y) LKJAM_REALTIME {
   for (int b = 0; b < blocks; ++b) {
     const Vec8* wb = reinterpret_cast<const Vec8*>(w) + static_cast<std::size_t>(b) * in * 4;
     const Vec8* bb = reinterpret_cast<const Vec8*>(bias + b * kBlock);
@@ -82,7 +85,8 @@ LKJAM_KERNEL void gemv_blocked(const float* __restrict w, const float* __restric
 // As gemv_blocked, for an x given as `count` (index, value) pairs; the rest of x is 0.
 LKJAM_KERNEL void gemv_blocked_sparse(const float* __restrict w, const float* __restrict bias,
                                       const int* __restrict index, const float* __restrict value,
-                                      int count, int in, int blocks, float* __restrict y) {
+                                      int count, int in, int blocks,
+                                      float* __restrict y) LKJAM_REALTIME {
   for (int b = 0; b < blocks; ++b) {
     const Vec8* wb = reinterpret_cast<const Vec8*>(w) + static_cast<std::size_t>(b) * in * 4;
     const Vec8* bb = reinterpret_cast<const Vec8*>(bias + b * kBlock);
@@ -105,7 +109,7 @@ LKJAM_KERNEL void gemv_blocked_sparse(const float* __restrict w, const float* __
 #else
 // Portable fallback: the same blocked traversal as plain loops.
 LKJAM_KERNEL void gemv_blocked(const float* w, const float* bias, const float* x, int in,
-                               int blocks, float* y) {
+                               int blocks, float* y) LKJAM_REALTIME {
   for (int b = 0; b < blocks; ++b) {
     const float* wb = w + static_cast<std::size_t>(b) * in * kBlock;
     float acc[kBlock];
@@ -118,7 +122,8 @@ LKJAM_KERNEL void gemv_blocked(const float* w, const float* bias, const float* x
 }
 
 LKJAM_KERNEL void gemv_blocked_sparse(const float* w, const float* bias, const int* index,
-                                      const float* value, int count, int in, int blocks, float* y) {
+                                      const float* value, int count, int in, int blocks,
+                                      float* y) LKJAM_REALTIME {
   for (int b = 0; b < blocks; ++b) {
     const float* wb = w + static_cast<std::size_t>(b) * in * kBlock;
     float acc[kBlock];
@@ -132,8 +137,11 @@ LKJAM_KERNEL void gemv_blocked_sparse(const float* w, const float* bias, const i
 #endif
 
 // exp(v) to about 2 ulp, branch-free so the gate loop vectorises (std::exp is a call).
-inline float fast_exp(float v) {
-  v = v < -87.0f ? -87.0f : (v > 88.0f ? 88.0f : v);  // NaN never reaches here
+// v is clamped to [-87, 88] first, and NaN to -87 (every comparison with NaN is false), so n
+// stays in [-126, 127] and the int32 conversion below is defined for every input.
+inline float fast_exp(float v) LKJAM_REALTIME {
+  v = v > -87.0f ? v : -87.0f;
+  v = v < 88.0f ? v : 88.0f;
   // Round v / ln 2 to the nearest integer by adding and removing 1.5 * 2^23 (no SSE4.1 needed).
   const float n = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = v - n * 0.693359375f;  // ln 2, split in two
@@ -153,14 +161,14 @@ inline float fast_exp(float v) {
 }
 
 // z[i] <- exp((z[i] - top) * scale): the unnormalised softmax of logits with temperature.
-LKJAM_KERNEL void exp_shifted(float* __restrict z, int n, float top, float scale) {
+LKJAM_KERNEL void exp_shifted(float* __restrict z, int n, float top, float scale) LKJAM_REALTIME {
   for (int i = 0; i < n; ++i) z[i] = fast_exp((z[i] - top) * scale);
 }
 
 // torch.nn.GRU gate math; gi, gh are the (r, z, n) pre-activations of input and hidden parts.
 //   r = σ(gi_r + gh_r), z = σ(gi_z + gh_z), n = tanh(gi_n + r * gh_n), h' = (1 - z) n + z h
 LKJAM_KERNEL void gru_gates(const float* __restrict gi, const float* __restrict gh,
-                            float* __restrict h, int hidden) {
+                            float* __restrict h, int hidden) LKJAM_REALTIME {
   for (int i = 0; i < hidden; ++i) {
     const float r = 1.0f / (1.0f + fast_exp(-(gi[i] + gh[i])));
     const float z = 1.0f / (1.0f + fast_exp(-(gi[hidden + i] + gh[hidden + i])));

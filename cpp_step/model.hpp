@@ -1,18 +1,19 @@
 // The fixed-topology model: feature state -> stacked GRU -> four heads, plus sampling.
 // Sizes are template parameters; a Model is allocated once (weights included) and then
-// feed/predict/note_off never allocate, lock or throw.
+// its LKJAM_REALTIME calls (feed, predict, note_off, ...) never allocate, lock or throw.
 #pragma once
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "encoding.hpp"
 #include "gru.hpp"
+#include "realtime.hpp"
 
 namespace lkjam {
 
@@ -39,7 +40,7 @@ constexpr int kHeadRows = kTimeClasses + kPitches + kVelocityBins + kDurationBin
 class Rng {
  public:
   explicit Rng(uint64_t seed = 0) { this->seed(seed); }
-  void seed(uint64_t seed) {
+  void seed(uint64_t seed) LKJAM_REALTIME {
     uint64_t z = seed + 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -47,7 +48,7 @@ class Rng {
     inc_ = (seed << 1) | 1u;
     next();
   }
-  uint32_t next() {
+  uint32_t next() LKJAM_REALTIME {
     const uint64_t old = state_;
     state_ = old * 6364136223846793005ull + inc_;
     const auto xorshifted = static_cast<uint32_t>(((old >> 18) ^ old) >> 27);
@@ -55,15 +56,22 @@ class Rng {
     return (xorshifted >> rot) | (xorshifted << ((32u - rot) & 31u));
   }
   // Uniform in [0, 1).
-  float uniform() { return static_cast<float>(next() >> 8) * (1.0f / 16777216.0f); }
+  float uniform() LKJAM_REALTIME { return static_cast<float>(next() >> 8) * (1.0f / 16777216.0f); }
 
  private:
   uint64_t state_ = 0;
   uint64_t inc_ = 1;
 };
 
+// Temperatures below this, 0 and denormals included, sample greedily: 1/T stays <= 1000, so
+// the tempered logits are finite. (At T = 1e-3 a logit gap of 0.1 already weighs e^-100.)
+constexpr float kMinTemperature = 1e-3f;
+// A biased logit is clamped to +-kMaxLogit, so a huge wait_bias cannot make it infinite (and
+// the softmax NaN): +huge still means "always WAIT", -huge "never".
+constexpr float kMaxLogit = 1e30f;
+
 struct SampleParams {
-  float temperature = 1.0f;  // <= 0: greedy
+  float temperature = 1.0f;  // < kMinTemperature: greedy
   float top_p = 0.95f;       // (0, 1]
   float wait_bias = 0.0f;    // added to the WAIT logit before the temperature
 };
@@ -79,7 +87,7 @@ struct Prediction {
 // Moves the top-p nucleus of the weights z (the fewest largest ones whose sum reaches
 // target) to the front of order[0..count) and returns its size. Quickselect with a
 // three-way partition: expected O(count), no sorting, no allocation.
-inline int nucleus(const float* z, int* order, int count, float target) {
+inline int nucleus(const float* z, int* order, int count, float target) LKJAM_REALTIME {
   int lo = 0;
   int hi = count;
   float mass = 0.0f;  // of order[0..lo), all in the nucleus; invariant: mass < target
@@ -120,18 +128,18 @@ inline int nucleus(const float* z, int* order, int count, float target) {
 // allowed classes (ignored if it allows nothing), temperature and top-p. Stack work only.
 template <int N>
 int sample_logits(const float* logits, const SampleParams& p, const bool* allowed, int bias_index,
-                  float bias, Rng& rng) {
+                  float bias, Rng& rng) LKJAM_REALTIME {
   if (allowed != nullptr && std::find(allowed, allowed + N, true) == allowed + N) {
     allowed = nullptr;  // an empty mask constrains nothing
   }
   alignas(64) float z[N];
   std::copy(logits, logits + N, z);
-  if (bias_index >= 0) z[bias_index] += bias;
+  if (bias_index >= 0) z[bias_index] = std::clamp(z[bias_index] + bias, -kMaxLogit, kMaxLogit);
   int best = -1;
   for (int i = 0; i < N; ++i) {
     if ((allowed == nullptr || allowed[i]) && (best < 0 || z[i] > z[best])) best = i;
   }
-  if (!(p.temperature > 0.0f)) return best;
+  if (!(p.temperature >= kMinTemperature)) return best;
 
   exp_shifted(z, N, z[best], 1.0f / p.temperature);  // z: unnormalised probabilities
   int order[N];
@@ -192,21 +200,28 @@ class StepBase {
   virtual void set_meter(int numerator, int denominator) = 0;
   virtual void set_scale(int root, const int* intervals, int count) = 0;
   virtual void clear_scale() = 0;
-  virtual void set_conditioning(int mode, double density, double voices) = 0;
-  virtual void set_pitch_mask(const bool* mask) = 0;  // nullptr: no mask
-  virtual void feed(const Event& e) = 0;
-  virtual void note_off(int role, int pitch, double beat) = 0;
-  virtual Prediction predict(const SampleParams& p) = 0;
+  // The real-time calls: see realtime.hpp.
+  virtual void set_conditioning(int mode, double density, double voices) LKJAM_REALTIME = 0;
+  virtual void set_pitch_mask(const bool* mask) LKJAM_REALTIME = 0;  // nullptr: no mask
+  virtual void feed(const Event& e) LKJAM_REALTIME = 0;
+  virtual void note_off(int role, int pitch, double beat) LKJAM_REALTIME = 0;
+  virtual Prediction predict(const SampleParams& p) LKJAM_REALTIME = 0;
   virtual const float* logits(int head) const = 0;
   virtual std::vector<ParamSpec> params() = 0;
   // Call after loading weights: the heads of the reset state depend on them.
   virtual void refresh() = 0;
   virtual std::unique_ptr<StateBase> get_state() const = 0;
   virtual bool set_state(const StateBase& state) = 0;  // false: from another topology
-  // Benchmark hook: runs only the GRU layers `reps` times on the last fed input and returns
-  // the mean µs per run; the state is left as it was.
-  virtual double time_recurrent(int reps) = 0;
 };
+
+static_assert(noexcept(std::declval<StepBase&>().feed(std::declval<const Event&>())) &&
+                  noexcept(std::declval<StepBase&>().predict(std::declval<SampleParams>())) &&
+                  noexcept(std::declval<StepBase&>().note_off(0, 0, 0.0)),
+              "the real-time calls are noexcept (realtime.hpp)");
+
+// The step benchmark's probe (cpp_step/tests/time_recurrent.cpp), a friend of Model so that
+// it can time the GRU layers alone without a hook in the production interface.
+struct RecurrentBench;
 
 template <class Topo>
 class Model final : public StepBase {
@@ -244,15 +259,15 @@ class Model final : public StepBase {
     state_.features.set_scale(root, intervals, count);
   }
   void clear_scale() override { state_.features.clear_scale(); }
-  void set_conditioning(int mode, double density, double voices) override {
+  void set_conditioning(int mode, double density, double voices) LKJAM_REALTIME override {
     state_.features.set_conditioning(mode, density, voices);
   }
-  void set_pitch_mask(const bool* mask) override {
+  void set_pitch_mask(const bool* mask) LKJAM_REALTIME override {
     mask_on_ = mask != nullptr;
     if (mask_on_) std::copy(mask, mask + kPitches, pitch_mask_.begin());
   }
 
-  void feed(const Event& e) override {
+  void feed(const Event& e) LKJAM_REALTIME override {
     state_.features.feed(e, x_, hot_);
     // First layer input: the five one-hot columns plus the nonzero dense features.
     int count = 0;
@@ -271,11 +286,11 @@ class Model final : public StepBase {
     compute_heads();
   }
 
-  void note_off(int role, int pitch, double beat) override {
+  void note_off(int role, int pitch, double beat) LKJAM_REALTIME override {
     state_.features.note_off(role, pitch, beat);
   }
 
-  Prediction predict(const SampleParams& p) override {
+  Prediction predict(const SampleParams& p) LKJAM_REALTIME override {
     Prediction out;
     const int t =
         sample_logits<kTimeClasses>(logits(0), p, nullptr, kWait, p.wait_bias, state_.rng);
@@ -312,15 +327,6 @@ class Model final : public StepBase {
     snap->state = state_;
     return snap;
   }
-  double time_recurrent(int reps) override {
-    const State saved = state_;
-    const auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < reps; ++i) run_layers();
-    const std::chrono::duration<double, std::micro> took = std::chrono::steady_clock::now() - start;
-    state_ = saved;
-    return took.count() / reps;
-  }
-
   bool set_state(const StateBase& state) override {
     const auto* snap = dynamic_cast<const Snapshot*>(&state);
     if (snap == nullptr) return false;
@@ -329,7 +335,10 @@ class Model final : public StepBase {
   }
 
  private:
-  void run_layers() {
+  friend struct RecurrentBench;
+
+  // The GRU layers on the first layer's input in index_/value_ (set by feed).
+  void run_layers() LKJAM_REALTIME {
     first_.input_sparse(index_, value_, count_);
     first_.update(state_.h[0]);
     for (int l = 1; l < L; ++l) {
@@ -338,7 +347,7 @@ class Model final : public StepBase {
     }
   }
 
-  void compute_heads() { heads_.forward(state_.h[L - 1], state_.logits); }
+  void compute_heads() LKJAM_REALTIME { heads_.forward(state_.h[L - 1], state_.logits); }
 
   template <class Layer>
   static void add_layer(std::vector<ParamSpec>& specs, Layer& layer, int l) {

@@ -1,10 +1,13 @@
 // lkjam._step: Python bindings for the encoding and the fixed-topology GRU step.
 // Everything coming from Python is validated here, with errors naming the field; the
-// C++ underneath trusts its inputs and stays free of checks, allocation and exceptions.
+// C++ underneath trusts its inputs and stays free of checks, allocation and exceptions
+// (realtime.hpp). Every double that becomes a float is range-checked or clamped first: a
+// double beyond float range would not convert to a float at all (undefined behaviour).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -53,6 +56,16 @@ void check_finite(const char* field, double value) {
   if (!std::isfinite(value)) fail(std::string(field) + " must be finite");
 }
 
+std::string repr(double value) { return py::repr(py::float_(value)).cast<std::string>(); }
+
+// A beat or a duration: finite and within +-kMaxBeats, so a duration also fits a float.
+void check_beats(const std::string& field, double value) {
+  if (!(std::isfinite(value) && std::abs(value) <= lkjam::kMaxBeats)) {
+    fail(field + " must be a finite number of beats within +-" + repr(lkjam::kMaxBeats) + " (got " +
+         repr(value) + ")");
+  }
+}
+
 // A validated, C-contiguous view of an EVENT_DTYPE array sorted in stream order.
 py::array_t<Event, py::array::c_style> checked_events(const py::object& obj) {
   if (!py::isinstance<py::array>(obj)) {
@@ -70,8 +83,8 @@ py::array_t<Event, py::array::c_style> checked_events(const py::object& obj) {
   for (py::ssize_t i = 0; i < events.size(); ++i) {
     const Event& e = ev[i];
     const std::string at = "events[" + std::to_string(i) + "].";
-    if (!std::isfinite(e.beat)) fail(at + "beat must be finite");
-    if (!std::isfinite(e.dur)) fail(at + "dur must be finite");
+    check_beats(at + "beat", e.beat);
+    check_beats(at + "dur", e.dur);
     check_range((at + "pitch").c_str(), e.pitch, 0, 127);
     check_range((at + "vel").c_str(), e.vel, 1, 127);
     check_range((at + "role").c_str(), e.role, 0, 2);
@@ -96,8 +109,7 @@ void check_conditioning(int mode, double density, double voices) {
 }
 
 // Per-event conditioning rows (mode, density, voices), validated; None = accompany, 0, 0.
-py::array_t<double, py::array::c_style> checked_conditioning(const py::object& obj,
-                                                             py::ssize_t n) {
+py::array_t<double, py::array::c_style> checked_conditioning(const py::object& obj, py::ssize_t n) {
   py::array_t<double, py::array::c_style> rows({n, py::ssize_t{3}});
   if (obj.is_none()) {
     std::fill(rows.mutable_data(), rows.mutable_data() + rows.size(), 0.0);
@@ -110,7 +122,8 @@ py::array_t<double, py::array::c_style> checked_conditioning(const py::object& o
   }
   for (py::ssize_t i = 0; i < n; ++i) {
     const double* r = arr.data() + 3 * i;
-    if (r[0] != 0.0 && r[0] != 1.0) fail("conditioning[" + std::to_string(i) + "] mode must be 0 or 1");
+    if (r[0] != 0.0 && r[0] != 1.0)
+      fail("conditioning[" + std::to_string(i) + "] mode must be 0 or 1");
     check_conditioning(static_cast<int>(r[0]), r[1], r[2]);
   }
   std::memcpy(rows.mutable_data(), arr.data(), sizeof(double) * 3 * n);
@@ -192,8 +205,8 @@ class Step {
   }
 
   void feed(double beat, int role, int pitch, int velocity, double duration) {
-    check_finite("beat", beat);
-    check_finite("duration", duration);
+    check_beats("beat", beat);
+    check_beats("duration", duration);
     check_range("role", role, 0, 2);
     check_range("pitch", pitch, 0, 127);
     check_range("velocity", velocity, 1, 127);
@@ -209,17 +222,25 @@ class Step {
   void note_off(int role, int pitch, double beat) {
     check_range("role", role, 0, 2);
     check_range("pitch", pitch, 0, 127);
-    check_finite("beat", beat);
+    check_beats("beat", beat);
     impl_->note_off(role, pitch, beat);
   }
 
-  lkjam::Prediction predict(float temperature, float top_p, float wait_bias) {
-    if (!(temperature >= 0.0f) || !std::isfinite(temperature)) {
-      fail("temperature must be a finite number >= 0");
+  // Doubles, not floats, so that the checks see what Python passed. A temperature below
+  // kMinTemperature samples greedily (model.hpp); one above kMaxLogit is as flat as kMaxLogit,
+  // and a wait_bias beyond +-kMaxLogit acts as +-kMaxLogit: both are clamped to fit a float.
+  lkjam::Prediction predict(double temperature, double top_p, double wait_bias) {
+    if (!(std::isfinite(temperature) && temperature >= 0.0)) {
+      fail("temperature must be a finite number >= 0 (got " + repr(temperature) + ")");
     }
-    if (!(top_p > 0.0f && top_p <= 1.0f)) fail("top_p must be in (0, 1]");
+    if (!(top_p > 0.0 && top_p <= 1.0)) fail("top_p must be in (0, 1] (got " + repr(top_p) + ")");
     check_finite("wait_bias", wait_bias);
-    return impl_->predict({temperature, top_p, wait_bias});
+    const double limit = lkjam::kMaxLogit;
+    lkjam::SampleParams params;
+    params.temperature = static_cast<float>(std::min(temperature, limit));
+    params.top_p = static_cast<float>(top_p);
+    params.wait_bias = static_cast<float>(std::clamp(wait_bias, -limit, limit));
+    return impl_->predict(params);
   }
 
   py::dict logits() const {
@@ -268,11 +289,6 @@ class Step {
 
   const std::string& topology() const { return topology_; }
 
-  double time_recurrent(int reps) {
-    check_range("reps", reps, 1, 100000000);
-    return impl_->time_recurrent(reps);
-  }
-
  private:
   void load(const py::dict& weights) {
     std::set<std::string> expected;
@@ -320,8 +336,7 @@ class Step {
 };
 
 py::array_t<float> encode(const py::object& obj, int numerator, int denominator, int scale_root,
-                          const std::vector<int>& scale_intervals,
-                          const py::object& conditioning) {
+                          const std::vector<int>& scale_intervals, const py::object& conditioning) {
   const auto events = checked_events(obj);
   const auto cond = checked_conditioning(conditioning, events.size());
   check_meter(numerator, denominator);
@@ -383,6 +398,8 @@ PYBIND11_MODULE(_step, m) {
   m.attr("MODE_CALL_RESPONSE") = lkjam::kModeCallResponse;
   m.attr("MAX_DENSITY") = lkjam::kMaxDensity;
   m.attr("MAX_VOICES") = lkjam::kMaxVoices;
+  m.attr("MAX_BEATS") = lkjam::kMaxBeats;
+  m.attr("MIN_TEMPERATURE") = lkjam::kMinTemperature;
 
   // name -> (offset, size) of each block of the feature vector.
   py::dict layout;
@@ -474,14 +491,12 @@ PYBIND11_MODULE(_step, m) {
       .def("feed", &Step::feed, py::arg("beat"), py::arg("role"), py::arg("pitch"),
            py::arg("velocity"), py::arg("duration"))
       .def("note_off", &Step::note_off, py::arg("role"), py::arg("pitch"), py::arg("beat"))
-      .def("predict", &Step::predict, py::arg("temperature") = 1.0f, py::arg("top_p") = 0.95f,
-           py::arg("wait_bias") = 0.0f)
+      .def("predict", &Step::predict, py::arg("temperature") = 1.0, py::arg("top_p") = 0.95,
+           py::arg("wait_bias") = 0.0,
+           "Samples the next AI event without changing the state. temperature < "
+           "MIN_TEMPERATURE (0 included) is greedy.")
       .def("logits", &Step::logits)
-      .def("feed_batch", &Step::feed_batch, py::arg("events"),
-           py::arg("conditioning") = py::none())
+      .def("feed_batch", &Step::feed_batch, py::arg("events"), py::arg("conditioning") = py::none())
       .def("get_state", &Step::get_state)
-      .def("set_state", &Step::set_state, py::arg("state"))
-      .def("time_recurrent", &Step::time_recurrent, py::arg("reps"),
-           "Benchmark hook: mean µs of the GRU layers alone over `reps` runs on the last fed "
-           "input; the state is left unchanged.");
+      .def("set_state", &Step::set_state, py::arg("state"));
 }

@@ -241,3 +241,84 @@ def test_calls_reject_bad_arguments_naming_the_field(weights: dict[str, np.ndarr
         with pytest.raises(ValueError, match=field):
             call()
     step.feed(0.0, 0, 60, 100, 0.0)  # still usable afterwards
+
+
+def test_values_beyond_the_beat_range_are_refused_naming_the_field(
+    weights: dict[str, np.ndarray],
+) -> None:
+    """A finite double too large for a float (or for song time) is an error, never a cast."""
+    step = _step.Step("tiny", weights)
+    cases = [
+        (lambda: step.feed(0.0, 0, 60, 100, 1e300), "duration"),
+        (lambda: step.feed(0.0, 0, 60, 100, -1e300), "duration"),
+        (lambda: step.feed(0.0, 0, 60, 100, 2 * _step.MAX_BEATS), "duration"),
+        (lambda: step.feed(1e300, 0, 60, 100, 0.0), "beat"),
+        (lambda: step.feed(-2 * _step.MAX_BEATS, 0, 60, 100, 0.0), "beat"),
+        (lambda: step.note_off(0, 60, 1e300), "beat"),
+    ]
+    for call, field in cases:
+        with pytest.raises(ValueError, match=rf"^{field} must be a finite number of beats within"):
+            call()
+    ev = stream(3)
+    huge_beat, huge_dur = ev.copy(), ev.copy()
+    huge_beat["beat"][2] = 1e300
+    huge_dur["dur"][1] = np.float32(3e38)
+    with pytest.raises(ValueError, match=r"events\[2\]\.beat"):
+        _step.encode(huge_beat)
+    with pytest.raises(ValueError, match=r"events\[1\]\.dur"):
+        step.feed_batch(huge_dur)
+    step.feed(_step.MAX_BEATS, 0, 60, 100, _step.MAX_BEATS)  # the bound itself is accepted
+    step.note_off(0, 60, -_step.MAX_BEATS)
+    assert all(np.isfinite(v).all() for v in step.logits().values())
+
+
+def test_tiny_and_denormal_temperatures_are_greedy(weights: dict[str, np.ndarray]) -> None:
+    """Below MIN_TEMPERATURE the draw is the argmax: 1/T never becomes infinite."""
+    step = _step.Step("tiny", weights)
+    step.feed_batch(stream(40))
+    step.seed(1)
+    greedy = predictions(step, 20, temperature=0.0, wait_bias=-2.0)
+    assert any(not g[0] for g in greedy)
+    # 1e-40 is a float32 denormal; 5e-324 a float64 one (0 as a float).
+    for t in (5e-324, 1e-300, 1e-40, 1e-38, 1e-20, _step.MIN_TEMPERATURE / 2):
+        step.seed(1)
+        assert predictions(step, 20, temperature=t, wait_bias=-2.0) == greedy, t
+    step.seed(1)
+    assert predictions(step, 20, temperature=1.0, wait_bias=-2.0) != greedy  # it can differ
+
+
+def test_huge_temperature_and_wait_bias_are_clamped(weights: dict[str, np.ndarray]) -> None:
+    step = _step.Step("tiny", weights)
+    step.feed_batch(stream(10))
+    step.seed(2)
+    flat = predictions(step, 400, temperature=1e300, top_p=1.0, wait_bias=-1e4)
+    assert len({p[2] for p in flat}) > 90  # near uniform over 128 pitches
+    assert all(p[0] for p in predictions(step, 100, wait_bias=1e300))
+    assert all(p[0] for p in predictions(step, 100, temperature=1e-3, wait_bias=3.4e38))
+    assert not any(p[0] for p in predictions(step, 100, wait_bias=-1e300))
+
+
+def test_overflowing_weights_still_give_valid_draws(weights: dict[str, np.ndarray]) -> None:
+    """Finite weights whose sums overflow make inf/NaN gate inputs and logits; sampling must
+    still return a valid event (and, under the sanitizer build, do nothing undefined)."""
+    big = {k: v.copy() for k, v in weights.items()}
+    big["gru.weight_ih_l0"][::2] = 3e38
+    big["gru.weight_ih_l0"][1::2] = -3e38
+    for head in ("time", "pitch", "velocity", "duration"):
+        big[f"heads.{head}.weight"][::3] = 3e38
+        big[f"heads.{head}.weight"][1::3] = -3e38
+    step = _step.Step("tiny", big)
+    step.feed_batch(stream(20))
+    assert not all(np.isfinite(v).all() for v in step.logits().values())
+    draws = [
+        p
+        for t in (0.0, 0.5, 1.0)
+        for top_p in (0.5, 1.0)
+        for bias in (0.0, -1e4)
+        for p in predictions(step, 30, temperature=t, top_p=top_p, wait_bias=bias)
+    ]
+    for wait, shift, pitch, velocity, duration in draws:
+        assert wait or (
+            0 <= shift <= 16 and 0 <= pitch < 128 and 4 <= velocity <= 124 and duration > 0
+        )
+    assert any(not d[0] for d in draws)

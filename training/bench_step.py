@@ -3,8 +3,9 @@
 Measured in one run, default topology, same weights on both sides (the shipped default
 model if present, else seeded random ones):
 - cpp: µs per `Step.feed` + `Step.predict` called from Python (median, p99, p99.9);
-- recurrent: µs of the GRU layers alone (inside C++, `Step.time_recurrent`), and their
-  effective GFLOP/s counting the dense work 2·3H·(in + H) per layer;
+- recurrent: µs of the GRU layers alone, timed inside C++ by cpp_step/tests/time_recurrent.cpp
+  (built with g++ -O3 and run here, random weights of the same topology), and their effective
+  GFLOP/s counting the dense work 2·3H·(in + H) per layer;
 - torch: µs per eager step of JamGRU in `torch.inference_mode` with 1 thread: the GRU on one
   event's precomputed features, the four heads, then temperature/top-p sampling of each;
 - mallocs per step: from cpp_step/tests/alloc_count.cpp, built with g++ and run here.
@@ -104,21 +105,37 @@ def time_torch(model: JamGRU, features: np.ndarray, warmup: int) -> np.ndarray:
     return out
 
 
-def mallocs_per_step(steps: int) -> float:
-    """Runs the allocation counter (10^5 default-topology steps by default); nan without g++."""
+def run_cpp_tool(name: str, optimize: str, args: Sequence[int]) -> dict[str, float] | None:
+    """Builds cpp_step/tests/<name>.cpp with g++ and runs it; the figures of its last line
+    (key=value), or None without g++."""
     compiler = shutil.which("g++")
     if compiler is None:
-        return float("nan")
+        return None
     with tempfile.TemporaryDirectory() as tmp:
-        exe = Path(tmp) / "alloc_count"
+        exe = Path(tmp) / name
         subprocess.run(
-            [compiler, "-std=c++17", "-O2", "-I", str(CPP_STEP),
-             str(CPP_STEP / "tests" / "alloc_count.cpp"), "-o", str(exe)],
+            [compiler, "-std=c++17", optimize, "-I", str(CPP_STEP),
+             str(CPP_STEP / "tests" / f"{name}.cpp"), "-o", str(exe)],
             check=True,
         )  # fmt: skip
-        run = subprocess.run([str(exe), str(steps)], check=True, capture_output=True, text=True)
-    figures = dict(re.findall(r"(\w+)=([-\d.]+)", run.stdout.strip().splitlines()[-1]))
-    return float(figures["allocations"]) / float(figures["steps"])
+        run = subprocess.run(
+            [str(exe), *map(str, args)], check=True, capture_output=True, text=True
+        )
+    last = run.stdout.strip().splitlines()[-1]
+    return {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.]+)", last)}
+
+
+def mallocs_per_step(steps: int) -> float:
+    """Runs the allocation counter (10^5 default-topology steps by default); nan without g++."""
+    figures = run_cpp_tool("alloc_count", "-O2", [steps])
+    return float("nan") if figures is None else figures["allocations"] / figures["steps"]
+
+
+def recurrent_us(reps: int = 1000, rounds: int = 20) -> float:
+    """µs of the default topology's GRU layers alone: the median over `rounds` of the mean of
+    `reps` runs, built at -O3 as the extension is; nan without g++."""
+    figures = run_cpp_tool("time_recurrent", "-O3", [reps, rounds])
+    return float("nan") if figures is None else figures["recurrent_us"]
 
 
 def recurrent_flops(sizes: dict[str, int]) -> int:
@@ -140,7 +157,7 @@ def main(argv: Sequence[str]) -> int:
     step = _step.Step("default", tensors)
     step.seed(0)
     cpp = time_cpp(step, events, warmup)
-    recurrent = float(np.median([step.time_recurrent(1000) for _ in range(20)]))
+    recurrent = recurrent_us()
 
     model = JamGRU(_step.TOPOLOGIES["default"]).eval()
     import_tensors(model, tensors)

@@ -22,6 +22,8 @@ MODE_ACCOMPANY: int
 MODE_CALL_RESPONSE: int
 MAX_DENSITY: float
 MAX_VOICES: float
+MAX_BEATS: float
+MIN_TEMPERATURE: float
 FEATURE_LAYOUT: dict[str, tuple[int, int]]
 TOPOLOGIES: dict[str, dict[str, int]]
 
@@ -76,4 +78,3 @@ class Step:
     ) -> dict[str, npt.NDArray[np.float32]]: ...
     def get_state(self) -> StepState: ...
     def set_state(self, state: StepState) -> None: ...
-    def time_recurrent(self, reps: int) -> float: ...
