@@ -259,11 +259,12 @@ class Engine:
             return
         c = self.controls
         self.requests += 1  # each request its own (reproducible) draw
+        mode = m.get("mode", "call_response" if c.mode == "call_response" else "accompany")
         notes = accompany_clip(
             model,
             m["notes"],
             m["length"],
-            mode="call_response" if c.mode == "call_response" else "accompany",
+            mode=mode,
             density=c.density,
             temperature=c.temperature,
             top_p=c.top_p,
@@ -274,8 +275,9 @@ class Engine:
         )
         self.server.send(rid, "clip_notes", id=m["id"], notes=notes)
         log.info(
-            "accompany %r: %d notes in -> %d notes out in %.1f ms",
+            "accompany %r (%s): %d notes in -> %d notes out in %.1f ms",
             m["id"],
+            mode,
             len(m["notes"]),
             len(notes),
             1000 * (time.perf_counter() - started),

@@ -238,6 +238,13 @@ MESSAGES: dict[str, MessageSpec] = {
             "slot": _int("clip slot index of the source clip", 0, 10_000),
             "length": _num("clip length in beats", 0.25, 1e4),
             "notes": _notes(MAX_NOTES),
+            "mode": Field(
+                "enum",
+                "the part to make: `accompany` plays under the clip, `call_response` answers "
+                "its phrases; default: the engine's mode (accompany when it is off)",
+                choices=("accompany", "call_response"),
+                required=False,
+            ),
         },
         {
             "id": 7,

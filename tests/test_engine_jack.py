@@ -126,6 +126,12 @@ def test_accompany_request_gets_clip_notes(session: Session) -> None:
     for pitch, start, dur, vel in answer["notes"]:
         assert 0.0 <= start < 8.0 and dur > 0 and start + dur <= 8.0 + 1e-9 and 1 <= vel <= 127
         assert pitch % 12 in {(2 + i) % 12 for i in D_DORIAN}
+    assert "accompany 'acc-1' (accompany)" in session.engine.log()  # the engine's mode: off
+    session.client.send(
+        "accompany", id="ans-1", track=0, slot=1, length=8.0, notes=notes, mode="call_response"
+    )
+    assert session.client.wait("clip_notes")["id"] == "ans-1"
+    wait_for(lambda: "accompany 'ans-1' (call_response)" in session.engine.log(), 5, "the log")
 
 
 def test_corrupt_model_on_hot_swap_keeps_the_old_one(

@@ -274,6 +274,7 @@ def test_clip_notes_become_a_new_clip(
     (request,) = engine.of_type("accompany")
     assert request["track"] == 2 and request["slot"] == 0 and request["length"] == 4.0
     assert request["notes"] == [[40, 0.0, 1.0, 100], [43, 2.0, 1.0, 90]]
+    assert request["mode"] == "accompany"  # the mode dial is off: an accompaniment
 
     notes = [[52, 0.0, 1.5, 80], [55, 0.0, 1.5, 81], [59, 2.0, 0.5, 99]]
     engine.send(type="clip_notes", id=request["id"], notes=notes)
@@ -294,6 +295,17 @@ def test_clip_notes_become_a_new_clip(
     engine.send(type="clip_notes", id=engine.of_type("accompany")[1]["id"], notes=notes[:1])
     run_until(live, engine, lambda: s["ai"].clip_slots[1].has_clip)
     assert len(slot.clip.get_notes(0.0, 0, 100.0, 128)) == 3
+
+    # In call and response the same macro asks for an answer, written as one.
+    live.set_macro(rack, 1, 127)  # the top third: call_response
+    live.set_macro(rack, 8, 0)
+    live.set_macro(rack, 8, 127)
+    run_until(live, engine, lambda: len(engine.of_type("accompany")) == 3)
+    answer = engine.of_type("accompany")[2]
+    assert answer["mode"] == "call_response"
+    engine.send(type="clip_notes", id=answer["id"], notes=notes[:1])
+    run_until(live, engine, lambda: s["ai"].clip_slots[2].has_clip)
+    assert s["ai"].clip_slots[2].clip.name == "bassline (answer)"
     live.disconnect()
 
 

@@ -82,6 +82,11 @@ class ControlsHandler(object):
         fired, self._trigger_fired = self._trigger_fired, False
         return fired
 
+    def part(self) -> str:
+        """The clip part macro 8 asks for: an answer in call and response, else an
+        accompaniment."""
+        return "call_response" if self.values([]).get("mode") == "call_response" else "accompany"
+
     def _position(self, number: int) -> float:
         """Macro `number` (1-based) as 0..1; 0 when the rack has fewer macros."""
         if number > len(self._macros):

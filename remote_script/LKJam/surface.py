@@ -362,14 +362,17 @@ class LKJam(object):
             "slot": slot,
             "length": float(clip.length),
             "notes": read_notes(clip),
+            "mode": self._controls.part() if self._controls is not None else "accompany",
         }
         self._pending[request_id] = {
             "slot": slot,
             "length": request["length"],
             "name": str(clip.name),
+            "part": "answer" if request["mode"] == "call_response" else "lkjam",
         }
         self._send("accompany", request)
-        self._show("lkjam: accompanying '%s'..." % clip.name)
+        doing = "answering" if request["mode"] == "call_response" else "accompanying"
+        self._show("lkjam: %s '%s'..." % (doing, clip.name))
 
     def _write_accompaniment(self, message: Dict[str, Any]) -> None:
         request = self._pending.pop(str(message.get("id")), None)
@@ -390,7 +393,7 @@ class LKJam(object):
             self._show("lkjam: the AI track has no empty clip slot; free one, then turn macro 8")
             return
         length = max([request["length"]] + [n[1] + n[2] for n in notes])
-        name = "%s (lkjam)" % request["name"]
+        name = "%s (%s)" % (request["name"], request["part"])
         try:
             write_clip(self._ai.track.clip_slots[slot], length, name, notes)
         except Exception as exc:  # frozen track, slot filled meanwhile, track deleted...
