@@ -216,7 +216,8 @@ class StepBase {
 
 static_assert(noexcept(std::declval<StepBase&>().feed(std::declval<const Event&>())) &&
                   noexcept(std::declval<StepBase&>().predict(std::declval<SampleParams>())) &&
-                  noexcept(std::declval<StepBase&>().note_off(0, 0, 0.0)),
+                  noexcept(std::declval<StepBase&>().note_off(0, 0, 0.0)) &&
+                  noexcept(std::declval<StepBase&>().set_conditioning(0, 0.0, 0.0)),
               "the real-time calls are noexcept (realtime.hpp)");
 
 // The step benchmark's probe (cpp_step/tests/time_recurrent.cpp), a friend of Model so that
