@@ -25,5 +25,5 @@ def test_bench_step_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_recurrent_flops_count() -> None:
-    sizes = {"features": 405, "hidden": 192, "layers": 2}
-    assert bench_step.recurrent_flops(sizes) == 2 * 576 * (405 + 192) + 2 * 576 * (192 + 192)
+    sizes = {"features": 409, "hidden": 192, "layers": 2}
+    assert bench_step.recurrent_flops(sizes) == 2 * 576 * (409 + 192) + 2 * 576 * (192 + 192)
