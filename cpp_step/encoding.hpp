@@ -195,6 +195,18 @@ class FeatureState {
     if (end > beat) end = beat;
   }
 
+  // Pitch classes sounding at `beat` (at or after the last fed event) as 12-bit sets: from
+  // human and clip together, and from the AI; the rule of feature step 5.
+  void sounding(double beat, int* input_bits, int* ai_bits) const LKJAM_REALTIME {
+    *input_bits = *ai_bits = 0;
+    for (int role = 0; role < kRoles; ++role) {
+      int& bits = role == kRoleAi ? *ai_bits : *input_bits;
+      for (int p = 0; p < kPitches; ++p) {
+        if (end_[role][p] > beat) bits |= 1 << (p % 12);
+      }
+    }
+  }
+
   // Advances by one event and writes its features into x[kFeatures]. hot[g] receives the
   // index of the single 1 in one-hot group g (role, shift, pitch, velocity, duration), so the
   // first GRU layer can skip the zeros.

@@ -206,6 +206,9 @@ class StepBase {
   virtual void feed(const Event& e) LKJAM_REALTIME = 0;
   virtual void note_off(int role, int pitch, double beat) LKJAM_REALTIME = 0;
   virtual Prediction predict(const SampleParams& p) LKJAM_REALTIME = 0;
+  // Samples the pitch head again, among `allowed` pitches only (the state is unchanged).
+  virtual int sample_pitch(const SampleParams& p, const bool* allowed) LKJAM_REALTIME = 0;
+  virtual void sounding(double beat, int* input_bits, int* ai_bits) const LKJAM_REALTIME = 0;
   virtual const float* logits(int head) const = 0;
   virtual std::vector<ParamSpec> params() = 0;
   // Call after loading weights: the heads of the reset state depend on them.
@@ -305,6 +308,14 @@ class Model final : public StepBase {
     out.duration =
         kDurationValues[sample_logits<kDurationBins>(logits(3), p, nullptr, -1, 0.0f, state_.rng)];
     return out;
+  }
+
+  int sample_pitch(const SampleParams& p, const bool* allowed) LKJAM_REALTIME override {
+    return sample_logits<kPitches>(logits(1), p, allowed, -1, 0.0f, state_.rng);
+  }
+
+  void sounding(double beat, int* input_bits, int* ai_bits) const LKJAM_REALTIME override {
+    state_.features.sounding(beat, input_bits, ai_bits);
   }
 
   const float* logits(int head) const override { return state_.logits + kHeadOffsets[head]; }

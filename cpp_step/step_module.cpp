@@ -163,6 +163,23 @@ struct StepState {
   std::unique_ptr<lkjam::StateBase> state;
 };
 
+// Doubles, not floats, so that the checks see what Python passed. A temperature below
+// kMinTemperature samples greedily (model.hpp); one above kMaxLogit is as flat as kMaxLogit,
+// and a wait_bias beyond +-kMaxLogit acts as +-kMaxLogit: both are clamped to fit a float.
+lkjam::SampleParams checked_params(double temperature, double top_p, double wait_bias) {
+  if (!(std::isfinite(temperature) && temperature >= 0.0)) {
+    fail("temperature must be a finite number >= 0 (got " + repr(temperature) + ")");
+  }
+  if (!(top_p > 0.0 && top_p <= 1.0)) fail("top_p must be in (0, 1] (got " + repr(top_p) + ")");
+  check_finite("wait_bias", wait_bias);
+  const double limit = lkjam::kMaxLogit;
+  lkjam::SampleParams params;
+  params.temperature = static_cast<float>(std::min(temperature, limit));
+  params.top_p = static_cast<float>(top_p);
+  params.wait_bias = static_cast<float>(std::clamp(wait_bias, -limit, limit));
+  return params;
+}
+
 class Step {
  public:
   Step(const std::string& topology, const py::dict& weights) : topology_(topology) {
@@ -226,21 +243,30 @@ class Step {
     impl_->note_off(role, pitch, beat);
   }
 
-  // Doubles, not floats, so that the checks see what Python passed. A temperature below
-  // kMinTemperature samples greedily (model.hpp); one above kMaxLogit is as flat as kMaxLogit,
-  // and a wait_bias beyond +-kMaxLogit acts as +-kMaxLogit: both are clamped to fit a float.
   lkjam::Prediction predict(double temperature, double top_p, double wait_bias) {
-    if (!(std::isfinite(temperature) && temperature >= 0.0)) {
-      fail("temperature must be a finite number >= 0 (got " + repr(temperature) + ")");
+    return impl_->predict(checked_params(temperature, top_p, wait_bias));
+  }
+
+  int sample_pitch(double temperature, double top_p, const py::object& allowed) {
+    const auto params = checked_params(temperature, top_p, 0.0);
+    const auto arr = py::array::ensure(allowed);
+    if (!arr || arr.dtype().kind() != 'b' || arr.ndim() != 1 || arr.shape(0) != lkjam::kPitches) {
+      fail("allowed must be a numpy bool array of shape (128,)");
     }
-    if (!(top_p > 0.0 && top_p <= 1.0)) fail("top_p must be in (0, 1] (got " + repr(top_p) + ")");
-    check_finite("wait_bias", wait_bias);
-    const double limit = lkjam::kMaxLogit;
-    lkjam::SampleParams params;
-    params.temperature = static_cast<float>(std::min(temperature, limit));
-    params.top_p = static_cast<float>(top_p);
-    params.wait_bias = static_cast<float>(std::clamp(wait_bias, -limit, limit));
-    return impl_->predict(params);
+    const auto flat = py::array_t<bool, py::array::c_style | py::array::forcecast>::ensure(arr);
+    const bool* a = flat.data();
+    if (std::none_of(a, a + lkjam::kPitches, [](bool x) { return x; })) {
+      fail("allowed must allow at least one pitch");
+    }
+    return impl_->sample_pitch(params, a);
+  }
+
+  py::tuple sounding(double beat) const {
+    check_beats("beat", beat);
+    int input_bits = 0;
+    int ai_bits = 0;
+    impl_->sounding(beat, &input_bits, &ai_bits);
+    return py::make_tuple(input_bits, ai_bits);
   }
 
   py::dict logits() const {
@@ -495,6 +521,11 @@ PYBIND11_MODULE(_step, m) {
            py::arg("wait_bias") = 0.0,
            "Samples the next AI event without changing the state. temperature < "
            "MIN_TEMPERATURE (0 included) is greedy.")
+      .def("sample_pitch", &Step::sample_pitch, py::arg("temperature"), py::arg("top_p"),
+           py::arg("allowed"),
+           "Sample the pitch head again among `allowed` (bool (128,)); the state is unchanged.")
+      .def("sounding", &Step::sounding, py::arg("beat"),
+           "(human and clip, ai) pitch classes sounding at `beat`, as 12-bit sets.")
       .def("logits", &Step::logits)
       .def("feed_batch", &Step::feed_batch, py::arg("events"), py::arg("conditioning") = py::none())
       .def("get_state", &Step::get_state)

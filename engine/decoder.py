@@ -6,7 +6,10 @@ The engine (wall clock, `lkjam.engine.generator`), offline accompaniment and `lk
 - `condition(mode, density)` tells the model what it is asked to do (encoding v2): the mode
   and the Density control, mapped onto AI onsets per beat around the model's own rate;
 - `feed(...)` feeds a human or clip event; the plan is then stale;
-- `plan()` draws the next plan ("AI note at beat b", or None for WAIT) when it is stale;
+- `plan()` draws the next plan ("AI note at beat b", or None for WAIT) when it is stale.
+  With the chord lock on, its pitch is drawn among those that make a chord (a triad or
+  seventh chord, `lkjam.engine.metrics.CHORD_TYPES`) with what will sound at its beat, and
+  inside the scale when the scale lock is on;
 - `commit()` plays the plan: it is fed as an ai event and returned, unless the runaway
   bound refuses it (more than `max_notes_per_beat` AI onsets in a beat), which counts as WAIT
   until the next input.
@@ -24,12 +27,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from lkjam.engine.metrics import FITS_CHORD
 
 from lkjam._step import MODE_ACCOMPANY, MODE_CALL_RESPONSE, ROLE_AI
 
 MAX_NOTES_PER_BEAT = 8  # AI onsets in any one-beat window; more would be a runaway loop
 DENSITY_RANGE = 3.0  # Density 0 / 1 asks for a third / three times the model's own rate
 MODES = {"accompany": MODE_ACCOMPANY, "call_response": MODE_CALL_RESPONSE}
+# (4096, 128) bool: pitch p completes the pitch-class set s to one inside a chord.
+_CHORD_PITCHES = FITS_CHORD[np.arange(4096)[:, None] | (1 << (np.arange(128) % 12))[None, :]]
 
 
 class Prediction(Protocol):
@@ -50,6 +56,8 @@ class Planner(Protocol):
     def clear_scale(self) -> None: ...
     def set_conditioning(self, mode: int, density: float, voices: float) -> None: ...
     def set_pitch_mask(self, mask: np.ndarray | None) -> None: ...
+    def sample_pitch(self, temperature: float, top_p: float, allowed: np.ndarray) -> int: ...
+    def sounding(self, beat: float) -> tuple[int, int]: ...
     def feed(self, beat: float, role: int, pitch: int, velocity: int, duration: float) -> None: ...
     def note_off(self, role: int, pitch: int, beat: float) -> None: ...
     def predict(
@@ -66,6 +74,17 @@ def scale_mask(root: int, intervals: Sequence[int]) -> np.ndarray:
     """(128,) bool pitch mask allowing only the pitch classes of a scale."""
     pcs = {(root + i) % 12 for i in intervals}
     return np.array([p % 12 in pcs for p in range(128)], dtype=bool)
+
+
+def chord_mask(input_bits: int, ai_bits: int) -> np.ndarray | None:
+    """(128,) bool: the pitches that make a chord with the sounding pitch classes (input and
+    AI, as 12-bit sets); with the input alone if the AI's notes already clash with it; None
+    if no pitch can make a chord with the input either."""
+    for base in (input_bits | ai_bits, input_bits):
+        allowed: np.ndarray = _CHORD_PITCHES[base]
+        if allowed.any():
+            return allowed
+    return None
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,8 @@ class Decoder:
         self.max_notes_per_beat = max_notes_per_beat
         self.temperature = 1.0
         self.top_p = 0.95
+        self.chord_lock = True
+        self.scale: np.ndarray | None = None  # (128,) bool: the scale lock's pitches
         self.mode = "accompany"
         self.density = 0.5
         self.last_beat = -math.inf  # beat of the last event fed
@@ -135,15 +156,35 @@ class Decoder:
         if self.started:
             self.step.note_off(role, pitch, max(beat, self.last_beat))
 
+    def lock_scale(self, mask: np.ndarray | None) -> None:
+        """AI pitches only inside `mask` ((128,) bool, e.g. `scale_mask`); None: any."""
+        self.scale = mask
+        self.step.set_pitch_mask(mask)
+
     def plan(self, wait_bias: float = 0.0) -> Note | None:
         """The next AI note (drawn if stale), or None: WAIT."""
         if self._stale and self.started:
             self._stale = False
             p = self.step.predict(self.temperature, self.top_p, wait_bias)
-            self._plan = (
-                None if p.wait else Note(self.last_beat + p.shift, p.pitch, p.velocity, p.duration)
-            )
+            if p.wait:
+                self._plan = None
+            else:
+                beat = self.last_beat + p.shift
+                self._plan = Note(beat, self._chord_pitch(beat, p.pitch), p.velocity, p.duration)
         return self._plan
+
+    def _chord_pitch(self, beat: float, pitch: int) -> int:
+        """`pitch`, or one drawn again among those that make a chord at `beat`."""
+        if not self.chord_lock:
+            return pitch
+        allowed = chord_mask(*self.step.sounding(beat))
+        if allowed is None or allowed[pitch]:
+            return pitch
+        if self.scale is not None:  # the scale lock wins: no chord in the scale, no redraw
+            allowed = allowed & self.scale
+            if not allowed.any():
+                return pitch
+        return self.step.sample_pitch(self.temperature, self.top_p, allowed)
 
     def drop_plan(self) -> None:
         """Forget the plan until the next fed event."""

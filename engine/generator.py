@@ -65,6 +65,7 @@ class Controls:
     cycle_bars: int = 0  # call_response: 0 = phrase-end detection, N = fixed cycles
     trigger_note: int = -1  # call_response: pitch that hands over the turn; -1 = none
     scale_lock: bool = True  # mask AI pitches to the known scale
+    chord_lock: bool = True  # AI pitches make a chord with what sounds (decoder.Decoder.plan)
 
 
 class ClipTrack:
@@ -277,7 +278,7 @@ class Generator:
         if "seed" in m:
             self.seed = m["seed"]
             self.model.step.seed(self.seed)
-        for name in ("temperature", "top_p", "density", "turn_bars", "cycle_bars"):
+        for name in ("temperature", "top_p", "density", "turn_bars", "cycle_bars", "chord_lock"):
             if name in m:
                 setattr(c, name, m[name])
         self._apply_sampling()
@@ -398,6 +399,7 @@ class Generator:
     def _apply_sampling(self) -> None:
         c = self.controls
         self.decoder.temperature, self.decoder.top_p = c.temperature, c.top_p
+        self.decoder.chord_lock = c.chord_lock
         if c.mode != "off":  # "off" plays nothing; the model keeps its last request
             self.decoder.condition(c.mode, c.density)
 
@@ -406,12 +408,12 @@ class Generator:
         scale = self.explicit_scale or self.live_scale
         if scale is None:
             step.clear_scale()
-            step.set_pitch_mask(None)
+            self.decoder.lock_scale(None)
             return
         root, intervals = scale
         step.set_scale(root, list(intervals))
         lock = self.controls.scale_lock
-        step.set_pitch_mask(scale_mask(root, intervals) if lock else None)
+        self.decoder.lock_scale(scale_mask(root, intervals) if lock else None)
 
     def _swap_model(self, model: LoadedModel) -> None:
         ended = self.scheduler.all_notes_off()

@@ -101,6 +101,7 @@ def accompany_clip(
     meter: tuple[int, int],
     scale: tuple[int, Sequence[int]] | None,
     scale_lock: bool,
+    chord_lock: bool,
 ) -> list[list[Any]]:
     """The AI part for a clip: source notes `[pitch, start, dur, vel]` (played as the
     human part) -> AI notes in the same form, inside `length` beats: an accompaniment, or
@@ -128,6 +129,7 @@ def accompany_clip(
         denominator=meter[1],
         scale=scale,
         pitch_mask=mask,
+        chord_lock=chord_lock,
         end_beat=length,
     )
     return [

@@ -173,7 +173,7 @@ class Engine:
             self.server.error(rid, f"{kind}: engine busy, message dropped")
 
     def _on_controls(self, rid: bytes, m: dict[str, Any]) -> None:
-        for name in ("temperature", "top_p", "density", "scale_lock"):
+        for name in ("temperature", "top_p", "density", "scale_lock", "chord_lock"):
             if name in m:
                 setattr(self.controls, name, m[name])
         if "style" in m:
@@ -272,6 +272,7 @@ class Engine:
             meter=self.meter,
             scale=self.scale,
             scale_lock=c.scale_lock,
+            chord_lock=c.chord_lock,
         )
         self.server.send(rid, "clip_notes", id=m["id"], notes=notes)
         log.info(

@@ -58,7 +58,7 @@ def _fits_a_chord_table() -> np.ndarray:
     return np.any((sets & ~_chord_masks()[None, :]) == 0, axis=1)
 
 
-_FITS_CHORD = _fits_a_chord_table()
+FITS_CHORD = _fits_a_chord_table()  # also the decoder's chord lock (lkjam.engine.decoder)
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def chord_fit(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> f
     f = frames(events, input_roles)
     union = f.input_pcs | f.ai_pcs
     counted = (f.ai_pcs != 0) & (_POPCOUNT[union] >= 2)
-    return _weighted_share(_FITS_CHORD[union], counted, f.widths)
+    return _weighted_share(FITS_CHORD[union], counted, f.widths)
 
 
 def doubling(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> float:

@@ -46,6 +46,7 @@ def accompany(
     denominator: int = 4,
     scale: tuple[int, Sequence[int]] | None = None,
     pitch_mask: np.ndarray | None = None,
+    chord_lock: bool = True,
     max_notes_per_beat: int = MAX_NOTES_PER_BEAT,
     end_beat: float | None = None,
 ) -> np.ndarray:
@@ -63,6 +64,7 @@ def accompany(
     numerator, denominator: meter (bar phase features).
     scale: (root pitch class, intervals) to condition on a known key, as Live's scale.
     pitch_mask: (128,) bool, the pitches the AI may play (e.g. `scale_mask(...)`).
+    chord_lock: AI pitches make a chord with what sounds (`Decoder.plan`).
     max_notes_per_beat: the runaway bound of `Decoder.commit`.
     end_beat: no AI note starts at or after it; default one bar after the input ends.
     """
@@ -78,11 +80,11 @@ def accompany(
         step.clear_scale()
     else:
         step.set_scale(int(scale[0]), [int(i) for i in scale[1]])
-    step.set_pitch_mask(pitch_mask)
     decoder = Decoder(
         step, own_density=own_density, own_voices=own_voices, max_notes_per_beat=max_notes_per_beat
     )
-    decoder.temperature, decoder.top_p = temperature, top_p
+    decoder.lock_scale(pitch_mask)
+    decoder.temperature, decoder.top_p, decoder.chord_lock = temperature, top_p, chord_lock
     decoder.restart()
     decoder.condition(mode, density)
 

@@ -224,6 +224,12 @@ MESSAGES: dict[str, MessageSpec] = {
             "scale_lock": Field(
                 "bool", "keep AI notes inside the known scale (default true)", required=False
             ),
+            "chord_lock": Field(
+                "bool",
+                "an AI note makes a chord (triad or seventh) with what sounds at its onset "
+                "(default true)",
+                required=False,
+            ),
             "seed": _int("reseed the sampler", 0, 2**31 - 1, required=False),
         },
         {"mode": "call_response", "temperature": 0.9, "top_p": 0.95, "density": 0.5},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lkjam.engine.decoder import DENSITY_RANGE, density_target
+from lkjam.engine.decoder import DENSITY_RANGE, chord_mask, density_target
 from lkjam.engine.events import make_events
 from lkjam.engine.model_file import load_model
 from lkjam.engine.offline import accompany
@@ -60,3 +60,35 @@ def test_density_and_mode_are_conditioning_around_the_models_own_rate() -> None:
         got_mode, got_density, got_voices = planner.conditioning
         assert got_mode == want_mode and got_voices == 3.0
         assert math.isclose(got_density, density_target(density, 1.5))
+
+
+def test_the_chord_lock_redraws_a_pitch_that_would_clash() -> None:
+    melody = make_events([0.0], [2.0], [64], [90], ["human"])  # E4
+    c, e, g = 1 << 0, 1 << 4, 1 << 7
+    # The model plans C#4 with E and C sounding: no chord holds C, C# and E.
+    planner = ScriptedPlanner(after_input=Plan(wait=False, shift=0.0, pitch=61))
+    planner.sounding_bits = (e, c)
+    ai = accompany(planner, melody, end_beat=0.5, max_notes_per_beat=1)
+    (allowed,) = planner.redrawn
+    pcs = {p % 12 for p in np.flatnonzero(allowed)}
+    assert 1 not in pcs and {7, 9} <= pcs  # G makes C major, A makes A minor
+    assert int(ai["pitch"][0]) == int(np.flatnonzero(allowed)[0])
+    # A pitch that fits is kept; with the lock off nothing is redrawn.
+    planner = ScriptedPlanner(after_input=Plan(wait=False, shift=0.0, pitch=67))
+    planner.sounding_bits = (e, c | g)
+    assert accompany(planner, melody, end_beat=0.5, max_notes_per_beat=1)["pitch"][0] == 67
+    assert not planner.redrawn
+    planner = ScriptedPlanner(after_input=Plan(wait=False, shift=0.0, pitch=61))
+    planner.sounding_bits = (e, c)
+    accompany(planner, melody, end_beat=0.5, max_notes_per_beat=1, chord_lock=False)
+    assert not planner.redrawn
+
+
+def test_chord_mask_falls_back_to_the_input_when_the_ai_already_clashes() -> None:
+    c, cs, e = 1 << 0, 1 << 1, 1 << 4
+    assert chord_mask(0, 0) is not None and chord_mask(0, 0).all()
+    with_ai = chord_mask(e, c)
+    assert with_ai is not None and not with_ai[61] and with_ai[67]
+    clash = chord_mask(e, c | cs)  # C, C# and E already clash: fit the melody alone
+    assert clash is not None and clash[61] and clash[67]
+    assert chord_mask(c | cs | (1 << 2), 0) is None  # a cluster in the input: no lock at all

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from lkjam.engine.bench import random_model
 from lkjam.engine.generator import MAX_NOTES_PER_BEAT, Generator
+from lkjam.engine.metrics import FITS_CHORD
 from lkjam.engine.model_file import load_model
 from lkjam.engine.scheduler import Scheduler
 
@@ -151,6 +152,7 @@ def test_ai_notes_land_on_the_beat_grid(tmp_path: Path) -> None:
 
 def test_scale_lock_keeps_ai_notes_in_the_scale(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
+    rig.message("controls", chord_lock=False)  # the scale alone: any pitch of it may come
     rig.message("scale", root=2, intervals=[0, 2, 3, 5, 7, 9, 10])
     rig.run(0.05)
     for k in range(48):
@@ -160,6 +162,27 @@ def test_scale_lock_keeps_ai_notes_in_the_scale(tmp_path: Path) -> None:
     pitches = {p for _, p in rig.ai_on()}
     assert len(pitches) >= 8
     assert {p % 12 for p in pitches} <= {2, 4, 5, 7, 9, 11, 0}
+
+
+@pytest.mark.parametrize("lock", [True, False])
+def test_chord_lock_makes_every_ai_note_a_chord_with_the_held_melody(
+    tmp_path: Path, lock: bool
+) -> None:
+    rig = Rig(tmp_path, HALF)
+    rig.message("controls", chord_lock=lock)
+    rig.run(0.05)
+    rig.midi(0x90, 64, 100)  # E4, held throughout
+    rig.run(4.0)
+    ai = [(b, p, d) for b, r, p, _, d in rig.gen.history if r == _step.ROLE_AI]
+    assert len(ai) >= 8
+    fits = []
+    for beat, _, _ in ai:  # what sounds at each AI onset: E4 and the AI's notes
+        bits = 1 << 4
+        for b, p, d in ai:
+            if b <= beat < b + d:
+                bits |= 1 << (p % 12)
+        fits.append(bool(FITS_CHORD[bits]))
+    assert all(fits) if lock else not all(fits)  # a random model clashes without the lock
 
 
 @pytest.mark.parametrize("how", ["stop", "mode", "release", "swap"])

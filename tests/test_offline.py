@@ -35,6 +35,8 @@ class ScriptedPlanner:
     fed: list[tuple[float, int, int]] = field(default_factory=list)
     last_role: int = H
     conditioning: tuple[int, float, float] | None = None
+    sounding_bits: tuple[int, int] = (0, 0)  # what `sounding` reports: nothing sounds
+    redrawn: list[np.ndarray] = field(default_factory=list)  # `allowed` of each sample_pitch
 
     def reset(self) -> None:
         self.fed.clear()
@@ -56,6 +58,13 @@ class ScriptedPlanner:
 
     def set_conditioning(self, mode: int, density: float, voices: float) -> None:
         self.conditioning = (mode, density, voices)
+
+    def sounding(self, beat: float) -> tuple[int, int]:
+        return self.sounding_bits
+
+    def sample_pitch(self, temperature: float, top_p: float, allowed: np.ndarray) -> int:
+        self.redrawn.append(allowed.copy())
+        return int(np.flatnonzero(allowed)[0])
 
     def note_off(self, role: int, pitch: int, beat: float) -> None:
         pass

@@ -19,6 +19,7 @@ the baseline is decoded by the same rule as the model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -175,9 +176,11 @@ class MarkovStep:
         self.rng = np.random.default_rng(0)
         self.mask: np.ndarray | None = None
         self.last: tuple[int, int, int, int, int] | None = None  # role, phase, pitch, vel, dur
+        self.ends: dict[tuple[bool, int], float] = {}  # (is ai, pitch) -> beat it stops sounding
 
     def reset(self) -> None:
         self.last = None
+        self.ends.clear()
 
     def seed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
@@ -195,13 +198,30 @@ class MarkovStep:
         pass  # the chain is not conditioned: it plays at the rate it was fitted on
 
     def note_off(self, role: int, pitch: int, beat: float) -> None:
-        pass  # the chain looks at onsets only
+        key = (role == _step.ROLE_AI, pitch)
+        if key in self.ends:
+            self.ends[key] = min(self.ends[key], beat)
+
+    def sounding(self, beat: float) -> tuple[int, int]:
+        """As Step.sounding: (human and clip, ai) pitch classes sounding at `beat`."""
+        bits = [0, 0]
+        for (is_ai, pitch), end in self.ends.items():
+            if end > beat:
+                bits[is_ai] |= 1 << (pitch % 12)
+        return bits[0], bits[1]
+
+    def sample_pitch(self, temperature: float, top_p: float, allowed: np.ndarray) -> int:
+        assert self.last is not None, "sample_pitch before any feed"
+        role, _, pitch, _, _ = self.last
+        logp = self.model.tables["pitch"][role, pitch]
+        return self._sample(logp, temperature, top_p, allowed=np.asarray(allowed, dtype=bool))
 
     def set_pitch_mask(self, mask: np.ndarray | None) -> None:
         self.mask = None if mask is None or not np.any(mask) else np.asarray(mask, dtype=bool)
 
     def feed(self, beat: float, role: int, pitch: int, velocity: int, duration: float) -> None:
         dur = 0.0 if role == _step.ROLE_HUMAN else duration
+        self.ends[(role == _step.ROLE_AI, pitch)] = beat + duration if duration > 0 else math.inf
         phase = int(_phase(np.array([beat]))[0])
         self.last = (role, phase, pitch, min(velocity, 127) // 8, _step.duration_bin(dur))
 
