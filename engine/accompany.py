@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.5,
         help="0..1: how busy the AI plays; 0.5 = the model's own rate (default)",
     )
+    p.add_argument(
+        "--voices",
+        type=float,
+        default=0.0,
+        help="AI notes per onset: 1 = lines and arpeggios, 3-4 = block chords; "
+        "0 = the model's own (default)",
+    )
     p.add_argument("--temperature", type=float, default=0.9)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=0)
@@ -119,12 +126,15 @@ def main(argv: Sequence[str]) -> int:
 
     if not 0.0 <= args.density <= 1.0:
         return fail(f"--density must be in 0..1 (got {args.density})")
+    if not 0.0 <= args.voices <= 8.0:
+        return fail(f"--voices must be in 0..8 (got {args.voices})")
     try:
         ai = accompany(
             model.step,
             song.events,
             mode=args.mode,
             density=args.density,
+            voices=args.voices,
             own_density=model.meta.density,
             own_voices=model.meta.voices,
             temperature=args.temperature,

@@ -3,8 +3,9 @@
 The engine (wall clock, `lkjam.engine.generator`), offline accompaniment and `lkjam eval`
 (song time, `lkjam.engine.offline`) all drive a `Decoder`:
 
-- `condition(mode, density)` tells the model what it is asked to do (encoding v2): the mode
-  and the Density control, mapped onto AI onsets per beat around the model's own rate;
+- `condition(mode, density, voices)` tells the model what it is asked to do (encoding v2):
+  the mode, the Density control mapped onto AI onsets per beat around the model's own rate,
+  and the notes per onset (chord size) asked for;
 - `feed(...)` feeds a human or clip event; the plan is then stale;
 - `plan()` draws the next plan ("AI note at beat b", or None for WAIT) when it is stale.
   With the chord lock on, its pitch is drawn among those that make a chord (a triad or
@@ -121,12 +122,13 @@ class Decoder:
         self._stale = False  # something was fed since the plan was drawn
         self._recent: deque[float] = deque()  # AI onsets within the last beat
 
-    def condition(self, mode: str, density: float) -> None:
+    def condition(self, mode: str, density: float, voices: float = 0.0) -> None:
         """Ask for `mode` ("accompany" | "call_response") at the Density control `density`
-        (0..1); takes effect from the next fed event, as the model reads it with an event."""
+        (0..1) with `voices` AI notes per onset (0: the model's own); takes effect from the
+        next fed event, as the model reads it with an event."""
         self.mode, self.density = mode, density
         target = density_target(density, self.own_density)
-        self.step.set_conditioning(MODES[mode], target, self.own_voices)
+        self.step.set_conditioning(MODES[mode], target, voices or self.own_voices)
 
     def restart(self) -> None:
         """The stream starts afresh (transport start or jump): state, plan and bound."""

@@ -60,6 +60,7 @@ class Controls:
     temperature: float = 1.0
     top_p: float = 0.95
     density: float = 0.5  # 0.5 = the model's own rate (lkjam.engine.decoder.density_target)
+    voices: float = 0.0  # AI notes per onset; 0 = the model's own
     style: str = "default"
     turn_bars: int = 2  # call_response: longest answer, bars
     cycle_bars: int = 0  # call_response: 0 = phrase-end detection, N = fixed cycles
@@ -278,7 +279,15 @@ class Generator:
         if "seed" in m:
             self.seed = m["seed"]
             self.model.step.seed(self.seed)
-        for name in ("temperature", "top_p", "density", "turn_bars", "cycle_bars", "chord_lock"):
+        for name in (
+            "temperature",
+            "top_p",
+            "density",
+            "voices",
+            "turn_bars",
+            "cycle_bars",
+            "chord_lock",
+        ):
             if name in m:
                 setattr(c, name, m[name])
         self._apply_sampling()
@@ -401,7 +410,7 @@ class Generator:
         self.decoder.temperature, self.decoder.top_p = c.temperature, c.top_p
         self.decoder.chord_lock = c.chord_lock
         if c.mode != "off":  # "off" plays nothing; the model keeps its last request
-            self.decoder.condition(c.mode, c.density)
+            self.decoder.condition(c.mode, c.density, c.voices)
 
     def _apply_scale(self) -> None:
         step = self.model.step

@@ -173,7 +173,7 @@ class Engine:
             self.server.error(rid, f"{kind}: engine busy, message dropped")
 
     def _on_controls(self, rid: bytes, m: dict[str, Any]) -> None:
-        for name in ("temperature", "top_p", "density", "scale_lock", "chord_lock"):
+        for name in ("temperature", "top_p", "density", "voices", "scale_lock", "chord_lock"):
             if name in m:
                 setattr(self.controls, name, m[name])
         if "style" in m:
@@ -266,6 +266,7 @@ class Engine:
             m["length"],
             mode=mode,
             density=c.density,
+            voices=c.voices,
             temperature=c.temperature,
             top_p=c.top_p,
             seed=self.args.seed + self.requests,

@@ -35,6 +35,7 @@ def accompany(
     *,
     mode: str = "accompany",
     density: float = 0.5,
+    voices: float = 0.0,
     own_density: float = _OWN.density,
     own_voices: float = _OWN.voices,
     human_roles: Sequence[int] = (ROLE_HUMAN, ROLE_CLIP),
@@ -58,7 +59,8 @@ def accompany(
         roles and durations), any others (e.g. old AI notes) are ignored.
     mode: "accompany" (play along) or "call_response" (answer the human's phrases).
     density: the Density control, 0..1; 0.5 asks for the model's own rate, `own_density`
-        AI onsets per beat with `own_voices` notes per onset (its ModelMeta).
+        AI onsets per beat (its ModelMeta).
+    voices: AI notes per onset asked for; 0 = the model's own, `own_voices`.
     temperature, top_p, wait_bias: sampling, as `Step.predict`.
     seed: the step's RNG seed: the same inputs and seed give the same output.
     numerator, denominator: meter (bar phase features).
@@ -86,7 +88,7 @@ def accompany(
     decoder.lock_scale(pitch_mask)
     decoder.temperature, decoder.top_p, decoder.chord_lock = temperature, top_p, chord_lock
     decoder.restart()
-    decoder.condition(mode, density)
+    decoder.condition(mode, density, voices)
 
     beats = inputs["beat"].astype(np.float64).tolist()
     durs = inputs["dur"].astype(np.float64).tolist()

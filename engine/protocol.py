@@ -203,7 +203,18 @@ MESSAGES: dict[str, MessageSpec] = {
             "temperature": _num("sampling temperature", 0.05, 5, required=False),
             "top_p": _num("nucleus sampling mass", 0.01, 1, required=False),
             "density": _num(
-                "0 = sparse, 0.5 = as trained, 1 = busy (a bias on WAIT)", 0, 1, required=False
+                "0 = sparse, 0.5 = the model's own rate, 1 = busy: a third to three times "
+                "the model's AI onsets per beat (conditioning)",
+                0,
+                1,
+                required=False,
+            ),
+            "voices": _num(
+                "AI notes per onset (1 = lines and arpeggios, 3-4 = block chords); "
+                "0 = the model's own",
+                0,
+                8,
+                required=False,
             ),
             "style": Field("str", "model style name (a file in the styles dir)", required=False),
             "turn_bars": _int("call_response: bars the AI may answer for", 1, 64, required=False),

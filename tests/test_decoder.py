@@ -60,6 +60,9 @@ def test_density_and_mode_are_conditioning_around_the_models_own_rate() -> None:
         got_mode, got_density, got_voices = planner.conditioning
         assert got_mode == want_mode and got_voices == 3.0
         assert math.isclose(got_density, density_target(density, 1.5))
+    planner = ScriptedPlanner(after_input=Plan())
+    accompany(planner, melody, voices=4.0, own_voices=1.0)  # a chord size asked for
+    assert planner.conditioning is not None and planner.conditioning[2] == 4.0
 
 
 def test_the_chord_lock_redraws_a_pitch_that_would_clash() -> None:
