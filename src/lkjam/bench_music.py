@@ -314,6 +314,7 @@ def main(argv: Sequence[str]) -> int:
     )
     if args.png is not None:
         _draw(results, args.png, model.path.name)
+        print(f"piano rolls: {args.png}")
     medians = {k: summarize([r.figures[k] for r in results], w)[0] for k, w in FIGURES.items()}
     worst = {
         f"worst_{k}": summarize([r.figures[k] for r in results], FIGURES[k])[1]
@@ -347,7 +348,6 @@ def _draw(results: Sequence[TuneResult], folder: Path, model_name: str) -> None:
             except PianoRollError as exc:
                 print(f"bench music: {exc}", file=sys.stderr)
                 return
-    print(f"piano rolls: {folder}")
 
 
 # ---- style -----------------------------------------------------------------------------
@@ -394,6 +394,8 @@ def measure_style(
         out[tune.name] = _means([accompaniment_figures(p) for p in played])
         if png is not None:
             _draw([TuneResult(tune, [], {}, {"accompany": played[0]})], png, model.path.name)
+    if png is not None:
+        print(f"piano rolls: {png}")
     return out
 
 
@@ -448,7 +450,7 @@ def main_style(argv: Sequence[str]) -> int:
             print(f"bench style: {exc}", file=sys.stderr)
             return 2
         per_tune = measure_style(model, seeds, args.png)
-    print(f"{'tune':<18} " + " ".join(f"{k[:5]:>5}" for k in STYLE_FIGURES))
+    print(f"{'tune':<18} {'on/b':>5} {'fit':>5} {'above':>5} {'cover':>5}")  # STYLE_FIGURES
     for name, row in per_tune.items():
         print(f"{name:<18} " + " ".join(_fmt(row[k], 5) for k in STYLE_FIGURES))
     median = {k: _nanmedian([row[k] for row in per_tune.values()]) for k in STYLE_FIGURES}

@@ -41,7 +41,9 @@ MOVES = {
     "minor": {"i": ("iv", "V", "VI", "III", "VII"), "III": ("VI", "iv"), "iv": ("V", "i"),
               "V": ("i", "VI"), "VI": ("iv", "III", "V"), "VII": ("III", "i")},
 }  # fmt: skip
-MELODY_LOW, MELODY_HIGH = 67, 84  # G4..C6: room for the accompaniment below
+# The melody spans MELODY_SPAN semitones from a floor drawn per file, so that "under the
+# melody" is taught relative to the melody, not as a fixed register.
+MELODY_FLOORS, MELODY_SPAN = (60, 69), 17  # floor C4..A4
 BASS_LOW = 36  # the bass root lies in C2..B2
 KEY_NAMES = {
     "major": ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"),
@@ -67,12 +69,17 @@ def _chord_pcs(key_root: int, mode: str, degree: str) -> list[int]:
 
 
 def melody(
-    rng: np.random.Generator, key_root: int, mode: str, chords: list[str], bar_beats: int
+    rng: np.random.Generator,
+    key_root: int,
+    mode: str,
+    chords: list[str],
+    bar_beats: int,
+    floor: int = 67,
 ) -> list[Note]:
     """Chord tones on the beats, scale steps on the off-beats; the last bar holds the tonic."""
-    in_range = np.arange(MELODY_LOW, MELODY_HIGH + 1)
+    in_range = np.arange(floor, floor + MELODY_SPAN + 1)
     notes: list[Note] = []
-    pitch = int(rng.choice(in_range[(in_range >= 72) & (in_range <= 79)]))
+    pitch = int(rng.choice(in_range[5:13]))  # start mid-range
     for bar, degree in enumerate(chords):
         pcs = _chord_pcs(key_root, mode, degree)
         tones = in_range[np.isin(in_range % 12, pcs)]
@@ -129,9 +136,9 @@ def close_triad(pcs: list[int], below: int) -> list[int]:
 
 
 def _lowest_melody(notes: list[Note], t0: float, t1: float) -> int:
-    """Lowest melody pitch sounding in [t0, t1) (MELODY_LOW if none)."""
+    """Lowest melody pitch sounding in [t0, t1) (the tune's lowest if none)."""
     inside = [p for b, d, p, _ in notes if b < t1 and b + d > t0]
-    return min(inside, default=MELODY_LOW)
+    return min(inside, default=min(p for _, _, p, _ in notes))
 
 
 def accompaniment(
@@ -180,7 +187,8 @@ def write_style(
         mode = "minor" if rng.random() < 0.4 else "major"
         bar_beats = int(rng.choice((4, 3)))
         chords = progression(rng, mode, int(rng.choice((8, 12, 16))))
-        tune = melody(rng, key_root, mode, chords, bar_beats)
+        floor = int(rng.integers(MELODY_FLOORS[0], MELODY_FLOORS[1] + 1))
+        tune = melody(rng, key_root, mode, chords, bar_beats, floor)
         parts = {
             "human": tune,
             "ai": accompaniment(texture, key_root, mode, chords, bar_beats, tune),
