@@ -241,7 +241,7 @@ class Generator:
             self._post_status()
         elif kind == "release":
             ended = self.scheduler.all_notes_off()
-            self.sync.transport.playing = False
+            self.sync.transport.reset()  # the next sender may have another clock
             self.decoder.drop_plan()
             log.info("%s: released %d note(s)", payload, ended)
         elif kind == "message":
@@ -255,8 +255,10 @@ class Generator:
         )
         if not self.sync.using_clock(t_recv):
             self._on_sync_events(events)
-        ticks = self.sync.reconcile(t_recv)
-        if ticks:
+        ticks = self.sync.reconcile(t_recv, jumped=SyncEvent.JUMP in events)
+        if abs(ticks) >= Sync.JUMP_TICKS:  # Live jumped without telling the MIDI clock
+            self._on_sync_events([SyncEvent.JUMP])
+        elif ticks:
             log.warning("MIDI clock count was %+d tick(s) off Live's position; corrected", ticks)
 
     def _msg_scale(self, m: dict[str, Any], t_recv: float) -> None:
@@ -381,9 +383,11 @@ class Generator:
         self.decoder.restart()
         self._configure_step(None)
         self._end_turn()
-        now = self.clock()
+        # Clips go on from the new beat (skipped notes are skipped, in O(log n)); from a
+        # commit window back, so that a note on the very beat jumped to still plays.
+        beat = self._now_beat(self.clock() - self.commit_s)
         for clip in self.clips.values():
-            clip.seek(self._now_beat(now))
+            clip.seek(beat)
         log.info("transport %s", why)
 
     def _stop(self) -> None:

@@ -8,7 +8,9 @@ Two sources, best first:
   states the tempo, so the slope is known and only the line's offset is fitted, as the
   median over a short window. Points far off the line are rejected as outliers; several
   consecutive ones that agree mean a jump (seek, loop), and the line is re-anchored on
-  them. A tempo change re-anchors too, keeping continuity with the old line.
+  them. A tempo change re-anchors too, keeping continuity with the old line, unless the
+  same snapshot also moved the position further than the tempo change explains (a seek
+  to a section at another tempo, a loop with tempo automation): that is a jump.
 
 Wall time is `time.perf_counter()` seconds everywhere in the engine.
 """
@@ -24,6 +26,7 @@ import numpy as np
 
 TICKS_PER_BEAT = 24
 MIDI_CLOCK, MIDI_START, MIDI_CONTINUE, MIDI_STOP, MIDI_SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
+MIN_BPS = 20.0 / 60.0  # the protocol's slowest tempo
 
 
 class SyncEvent(Enum):
@@ -58,6 +61,13 @@ class TransportFit:
     OUTLIER_S = 0.030  # a point this far off the line (in time) is suspect
     JUMP_POINTS = 3  # consecutive suspects agreeing with each other = a jump
     OFFSET_WINDOW = 64  # snapshots over which the sender->local clock offset is estimated
+    # The third-smallest delay, not the smallest: one or two snapshots with a bad `t` (a
+    # delay no message can have) never move the clock offset.
+    DELAY_RANK = 2
+    # This many newest delays all this far from the estimate, and within half of it of each
+    # other, mean the sender's clock itself moved (another sender): start the estimate over.
+    CLOCK_STEP_POINTS = 5
+    CLOCK_STEP_S = 0.1
 
     def __init__(self) -> None:
         self.line: BeatLine | None = None
@@ -68,11 +78,37 @@ class TransportFit:
         self._delays: deque[float] = deque(maxlen=self.OFFSET_WINDOW)
         self.outliers = 0
 
+    def reset(self) -> None:
+        """Forget the sender (it left): its clock offset, the line and whether it plays."""
+        self.line, self.playing = None, False
+        self._points.clear()
+        self._suspects.clear()
+        self._delays.clear()
+
+    @property
+    def settled(self) -> bool:
+        """No suspect points pending: the line is what the latest snapshots say."""
+        return not self._suspects
+
     def _local_time(self, t_sender: float, t_recv: float) -> float:
-        # The smallest (receive - send) seen is the clock offset plus the least delay: the
-        # best estimate of when the sender really read the beat, on our clock.
+        # A small (receive - send) is the clock offset plus the least delay: the best
+        # estimate of when the sender really read the beat, on our clock.
         self._delays.append(t_recv - t_sender)
-        return t_sender + min(self._delays)
+        newest = list(self._delays)[-self.CLOCK_STEP_POINTS :]
+        estimate = self._delay()
+        if (
+            len(self._delays) > self.CLOCK_STEP_POINTS
+            and all(abs(d - estimate) > self.CLOCK_STEP_S for d in newest)
+            and max(newest) - min(newest) < self.CLOCK_STEP_S / 2
+        ):
+            self._delays.clear()
+            self._delays.extend(newest)
+            estimate = self._delay()
+        return t_sender + estimate
+
+    def _delay(self) -> float:
+        ranked = sorted(self._delays)
+        return ranked[min(self.DELAY_RANK, len(ranked) - 1)]
 
     def update(
         self,
@@ -96,6 +132,14 @@ class TransportFit:
             self._anchor([(t, beat)], bps)
             return events
         if abs(bps - self.line.bps) > 1e-9:
+            # The new tempo began after the last snapshot: it explains this much drift from
+            # the old line, no more. Further off, the position moved too: a jump.
+            since = max(t - self._points[-1][0], 0.0)
+            explained = self.OUTLIER_S * bps + abs(bps - self.line.bps) * since
+            if abs(beat - self.line.beat_at(t)) > explained:
+                self._anchor([(t, beat)], bps)
+                events.append(SyncEvent.JUMP)
+                return events
             # Tempo change: keep continuity by seeding the new window with the old line's
             # position now, next to the observed one.
             self._anchor([(t, self.line.beat_at(t)), (t, beat)], bps)
@@ -130,19 +174,33 @@ class TransportFit:
 
 
 class MidiClockFit:
-    """Beat clock from MIDI clock ticks, start/stop/continue and song position."""
+    """Beat clock from MIDI clock ticks, start/stop/continue and song position.
+
+    A tick's arrival time is trusted only when it is plausible: one that comes late
+    against the line (after a stall) and ticks that follow it impossibly soon (the
+    catch-up burst) advance the count but not the fit, so the line bridges the gap at its
+    tempo. Late ticks that keep a plausible pace are the truth after all (the clock really
+    paused, or slowed at once): after BEND_POINTS of them the line re-anchors on them.
+    """
 
     WINDOW = 24  # ticks in the fit (one beat)
     TRIM_S = 0.002  # refit without ticks this late against the first fit
     BEND_POINTS = 4  # this many newest ticks all off the same side = tempo change
     BEND_S = 0.0015
+    LATE_S = 0.005  # a tick this late against the line says nothing of the tempo
+    # The fastest pace a tick may come at: twice the line's tempo at most, and never above
+    # the protocol's 999 bpm. A faster tick is a burst of held-back ticks.
+    MAX_TEMPO = 999.0
+    MAX_SPEEDUP = 2.0
 
     def __init__(self) -> None:
         self.line: BeatLine | None = None
         self.running = False
         self.last_tick_t = -1e9
+        self.late_ticks = 0  # ticks whose time was not used (stalls, bursts)
         self._position = 0  # ticks; the next tick lands on this position
         self._points: deque[tuple[float, float]] = deque(maxlen=self.WINDOW)
+        self._late: list[tuple[float, float]] = []  # consecutive late, plausible ticks
 
     def on_message(self, status: int, data: bytes | list[int], t: float) -> list[SyncEvent]:
         if status == MIDI_CLOCK:
@@ -159,31 +217,53 @@ class MidiClockFit:
             self.running = False
             return [SyncEvent.STOP] if was else []
         if status == MIDI_SPP and len(data) >= 2:
-            self._position = (data[0] | (data[1] << 7)) * 6  # song position is in 16ths
-            self._points.clear()
-            return [SyncEvent.JUMP] if self.running else []
+            position = (data[0] | (data[1] << 7)) * 6  # song position is in 16ths
+            if not self.running:
+                self._position = position
+                self._points.clear()
+                return []
+            # While running (Live at a loop wrap): the next tick keeps its time and gets
+            # the new position, so the line moves with the count and keeps its tempo.
+            self.shift(position - self._position)
+            return [SyncEvent.JUMP]
         return []
 
     def _restart(self) -> None:
         self.running = True
         self._points.clear()
+        self._late.clear()
         self.line = None
 
     def shift(self, ticks: int) -> None:
-        """Move the count by whole ticks (one was lost or doubled on the way)."""
+        """Move the count by whole ticks (one was lost or doubled on the way, or a jump)."""
         self._position += ticks
-        self._points = deque(
-            ((t, b + ticks / TICKS_PER_BEAT) for t, b in self._points), self.WINDOW
-        )
-        if len(self._points) >= 2:
-            self._fit()
+        moved = ticks / TICKS_PER_BEAT
+        self._points = deque(((t, b + moved) for t, b in self._points), self.WINDOW)
+        self._late = [(t, b + moved) for t, b in self._late]
+        if self.line is not None:
+            self.line = BeatLine(self.line.t0, self.line.beat0 + moved, self.line.bps)
 
     def _tick(self, t: float) -> list[SyncEvent]:
-        self.last_tick_t = t
+        previous, self.last_tick_t = self.last_tick_t, t
         if not self.running:
             return []
-        self._points.append((t, self._position / TICKS_PER_BEAT))
+        beat = self._position / TICKS_PER_BEAT
         self._position += 1
+        line = self.line
+        if line is not None and len(self._points) >= 2:
+            fastest_bps = min(line.bps * self.MAX_SPEEDUP, self.MAX_TEMPO / 60.0)
+            if t - previous < 1.0 / (TICKS_PER_BEAT * fastest_bps):
+                self.late_ticks += 1  # in a burst: counted, its time is meaningless
+                return []
+            if t - line.time_at(beat) > self.LATE_S:
+                self.late_ticks += 1
+                self._late.append((t, beat))
+                if len(self._late) < self.BEND_POINTS:
+                    return []
+                self._points.clear()  # a real pause or an abrupt slowdown: follow it
+                self._points.extend(self._late)
+        self._late.clear()
+        self._points.append((t, beat))
         if len(self._points) >= 2:
             self._fit()
         return []
@@ -194,7 +274,8 @@ class MidiClockFit:
         t, beat = pts[:, 0] - t_ref, pts[:, 1]
         if len(pts) < 3:
             bps = (beat[-1] - beat[0]) / max(t[-1] - t[0], 1e-6)
-            self.line = BeatLine(t_ref, float(beat[-1]), float(bps))
+            if MIN_BPS <= bps <= self.MAX_TEMPO / 60.0:
+                self.line = BeatLine(t_ref, float(beat[-1]), float(bps))
             return
         slope, icept = np.polyfit(t, beat, 1)
         late_s = (beat - (icept + slope * t)) / slope  # > 0: the tick came early
@@ -209,31 +290,41 @@ class MidiClockFit:
         keep = late_s > -self.TRIM_S  # drop ticks delivered late (scheduling hiccups)
         if keep.sum() >= 3 and not keep.all():
             slope, icept = np.polyfit(t[keep], beat[keep], 1)
-        self.line = BeatLine(t_ref, float(icept), float(slope))
+        if MIN_BPS <= slope <= self.MAX_TEMPO / 60.0:  # else keep the last believable line
+            self.line = BeatLine(t_ref, float(icept), float(slope))
 
 
 class Sync:
     """The engine's beat clock: MIDI clock when it is running, else transport snapshots.
 
     MIDI clock carries no position, so a tick lost on the way (a JACK xrun, a busy
-    machine) would leave the count behind for good. While both run, the clock's count is
-    checked against Live's position from the snapshots: a whole-tick disagreement seen on
-    RECONCILE_POINTS snapshots in a row is corrected.
+    machine) would leave the count behind for good, and a jump Live sends no song position
+    for (a loop wrap, a seek) would leave it at the old place. While both run, the clock's
+    count is checked against Live's position from the snapshots: a whole-tick disagreement
+    seen on RECONCILE_POINTS snapshots in a row is corrected, and at once when the
+    snapshots themselves have just agreed on a jump.
     """
 
-    CLOCK_TIMEOUT_S = 0.5  # MIDI clock older than this no longer counts
+    CLOCK_TIMEOUT_S = 1.0  # MIDI clock older than this no longer counts; a shorter stall
+    # is bridged by the line at its tempo
     RECONCILE_POINTS = 3
     RECONCILE_SLACK = 0.35  # ticks: a disagreement must be this close to whole ticks
+    JUMP_TICKS = TICKS_PER_BEAT // 2  # a correction this large is a jump, not a lost tick
 
     def __init__(self) -> None:
         self.clock = MidiClockFit()
         self.transport = TransportFit()
         self._disagree: list[int] = []
 
-    def reconcile(self, now: float) -> int:
-        """Call after each transport snapshot; returns the ticks the clock was moved by."""
+    def reconcile(self, now: float, jumped: bool = False) -> int:
+        """Call after each transport snapshot (`jumped`: it reported a jump); returns the
+        ticks the clock was moved by."""
         clock, live = self.clock.line, self.transport.line
-        if not (self.using_clock(now) and self.transport.playing) or clock is None or live is None:
+        if (
+            not (self.using_clock(now) and self.transport.playing and self.transport.settled)
+            or clock is None
+            or live is None
+        ):
             self._disagree.clear()
             return 0
         ticks = (live.beat_at(now) - clock.beat_at(now)) * TICKS_PER_BEAT
@@ -242,21 +333,28 @@ class Sync:
             self._disagree.clear()
             return 0
         self._disagree = [*self._disagree, n][-self.RECONCILE_POINTS :]
-        if len(self._disagree) < self.RECONCILE_POINTS or len(set(self._disagree)) > 1:
+        agreed = len(self._disagree) == self.RECONCILE_POINTS and len(set(self._disagree)) == 1
+        if not (agreed or jumped):
             return 0
         self._disagree.clear()
         self.clock.shift(n)
         return n
 
     def using_clock(self, now: float) -> bool:
-        return self.clock.running and now - self.clock.last_tick_t < self.CLOCK_TIMEOUT_S
+        """MIDI clock runs, has a line, and ticked lately."""
+        clock = self.clock
+        return (
+            clock.running
+            and clock.line is not None
+            and now - clock.last_tick_t < self.CLOCK_TIMEOUT_S
+        )
 
     def line(self, now: float) -> BeatLine | None:
         return self.clock.line if self.using_clock(now) else self.transport.line
 
     def playing(self, now: float) -> bool:
         if self.using_clock(now):
-            return self.clock.line is not None
+            return True
         return self.transport.playing and self.transport.line is not None
 
     @property

@@ -1,0 +1,224 @@
+"""What Live does to the beat clock (issue 12), on the real generator and a simulated clock.
+
+`Live` plays a song: a tempo, seeks, an optional loop region, transport snapshots ten
+times a second and MIDI clock on `lkjam in` (24 ticks a beat at their exact times, unless
+a stall holds them back and lets them through at once). A looping clip with a note on
+every beat feeds the model, which always plans half a beat after the last event, so every
+AI note belongs on the half-beat grid of the song: a beat clock that loses the song shows
+as notes off that grid, or as no notes at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from lkjam.engine.generator import Generator
+from lkjam.engine.sync import MIDI_CLOCK, MIDI_SPP, MIDI_START, TICKS_PER_BEAT
+from test_engine_generator import HALF, Rig, clip
+
+from lkjam import _step
+
+TICK = 1 / TICKS_PER_BEAT
+
+
+class Live(Rig):
+    """A Rig whose song has seeks, tempo changes and a loop region, with MIDI clock."""
+
+    def __init__(self, tmp_path: Path, *, midi_clock: bool = True, spp: bool = True) -> None:
+        super().__init__(tmp_path, HALF)
+        self.tempo = 120.0
+        self.loop: tuple[float, float] | None = None
+        self.midi_clock, self.spp = midi_clock, spp
+        self.anchor = (self.now, 0.0)  # (time, unwrapped song beat), tick-aligned
+        self.ticks = 0  # ticks sent since the anchor
+        self.stall: tuple[float, float] | None = None  # ticks due in [a, b) arrive at b
+        self.held = 0
+        self.clock_offset = 0.0  # the sender's clock minus ours
+        self.bad_t = 0.0  # added to the next snapshot's `t` only
+        if midi_clock:
+            self.gen.midi_queue.append((self.now, bytes([MIDI_START])))
+        self.message("clip", **clip([[40, 0.0, 0.5, 100]], length=1.0, loop=[0.0, 1.0]))
+
+    def beat(self, t: float | None = None) -> float:
+        """Live's song position at `t` (after the last seek), inside the loop region."""
+        t0, b0 = self.anchor
+        beat = b0 + ((self.now if t is None else t) - t0) * self.tempo / 60.0
+        if self.loop is not None and beat >= self.loop[1] - 1e-9:
+            start, end = self.loop
+            beat = start + (beat - start) % (end - start)
+        return beat
+
+    def seek(self, beat: float, tempo: float | None = None) -> None:
+        self.anchor = (self.now, beat)
+        self.tempo = tempo or self.tempo
+        self.ticks = 0
+
+    def transport(self) -> None:
+        self.message(
+            "transport",
+            tempo=self.tempo,
+            beat=self.beat(),
+            playing=self.playing,
+            sig=[4, 4],
+            t=self.now + self.clock_offset + self.bad_t,
+        )
+        self.bad_t = 0.0
+        self.last_transport = self.now
+
+    def _clock(self) -> None:
+        t0, b0 = self.anchor
+        spt = 60.0 / (self.tempo * TICKS_PER_BEAT)
+        while t0 + self.ticks * spt <= self.now:
+            t = t0 + self.ticks * spt
+            position = round(b0 * TICKS_PER_BEAT) + self.ticks  # unwrapped, in ticks
+            if self.loop is not None:
+                start, end = (round(b * TICKS_PER_BEAT) for b in self.loop)
+                if position >= end:
+                    position = start + (position - start) % (end - start)
+                    if self.spp and position == start:  # the wrap: Live says where it is
+                        sixteenths = position // 6
+                        self._send(t, MIDI_SPP, sixteenths & 0x7F, sixteenths >> 7)
+            self.ticks += 1
+            if self.stall is not None and self.stall[0] <= t < self.stall[1]:
+                self.held += 1
+            else:
+                self._send(t, MIDI_CLOCK)
+        if self.stall is not None and self.now >= self.stall[1]:
+            for _ in range(self.held):  # the catch-up burst, all stamped on arrival
+                self._send(self.stall[1], MIDI_CLOCK)
+            self.held, self.stall = 0, None
+
+    def _send(self, t: float, *data: int) -> None:
+        self.gen.midi_queue.append((t, bytes(data)))
+
+    def run(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            if self.midi_clock:
+                self._clock()
+            if self.now - self.last_transport >= 0.1:
+                self.transport()
+            self.gen.tick(self.now)
+            self.now = round(self.now + 0.001, 6)
+
+    def ai_times(self, since: float) -> list[float]:
+        """Send times of the AI note-ons since `since`."""
+        return [t for t, m in self.out.sent if t >= since and m[0] == 0x90 and m[2] > 0]
+
+    def assert_plays_on_the_grid(
+        self, since: float, until: float, what: str, *, settle: float = 0.0
+    ) -> None:
+        """Every AI note in [since, until) on the song's half-beat grid within a MIDI clock
+        tick; the first within `settle` seconds, then one in every beat."""
+        times = np.array([t for t in self.ai_times(since) if t < until])
+        assert len(times), f"{what}: no AI note"
+        beats = np.array([self.beat(t) for t in times])
+        off = np.abs(beats * 2 - np.round(beats * 2)) / 2
+        assert off.max() <= TICK, f"{what}: an AI note {off.max():.3f} beats off the grid"
+        spb = 60.0 / self.tempo
+        assert times[0] - since <= settle + spb + 0.002, f"{what}: first note too late"
+        gaps = np.diff(np.concatenate([times, [until]]))
+        assert gaps.max() <= spb + 0.002, f"{what}: {gaps.max():.3f} s without an AI note"
+
+
+def counting_feeds(gen: Generator, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The roles of every event fed to the decoder from now on."""
+    roles: list[int] = []
+    feed: Callable[..., float] = gen.decoder.feed
+
+    def counted(beat: float, role: int, *rest: Any) -> float:
+        roles.append(role)
+        return feed(beat, role, *rest)
+
+    monkeypatch.setattr(gen.decoder, "feed", counted)
+    return roles
+
+
+@pytest.mark.parametrize("spp", [True, False], ids=["song-position", "no-song-position"])
+def test_a_looped_region_under_midi_clock_plays_on_after_every_wrap(
+    tmp_path: Path, spp: bool
+) -> None:
+    live = Live(tmp_path, spp=spp)
+    live.loop = (0.0, 8.0)
+    live.run(1.0)
+    for wrap in range(1, 5):  # each pass: 8 beats, 4 s
+        at = live.anchor[0] + wrap * 4.0
+        live.run(at - live.now)
+        live.run(4.0 - 0.001)
+        # Within a bar of the wrap, and to the end of the pass, on Live's beat.
+        live.assert_plays_on_the_grid(at, at + 4.0 - 0.3, f"pass {wrap}", settle=2.0)
+
+
+@pytest.mark.parametrize("stall_s", [0.25, 0.5])
+def test_a_clock_stall_and_its_catch_up_burst_are_bridged(tmp_path: Path, stall_s: float) -> None:
+    live = Live(tmp_path)
+    live.run(3.0)
+    live.stall = (live.now, live.now + stall_s)
+    live.run(stall_s + 3.0)
+    line = live.gen.sync.line(live.now)
+    assert line is not None and abs(line.tempo - 120.0) < 1.0
+    t_burst = live.now - 3.0
+    near = [t for t in live.ai_times(t_burst - 0.1) if t < t_burst + 0.1]
+    assert len(near) <= 2, f"{len(near)} AI notes around the burst"
+    live.assert_plays_on_the_grid(live.now - 3.0 - stall_s - 1.0, live.now, "stall")
+
+
+@pytest.mark.parametrize("midi_clock", [False, True], ids=["transport", "midi-clock"])
+def test_a_seek_with_a_tempo_change_is_a_jump(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, midi_clock: bool
+) -> None:
+    live = Live(tmp_path, midi_clock=midi_clock, spp=False)
+    live.run(2.05)
+    roles = counting_feeds(live.gen, monkeypatch)
+    t_seek = live.now
+    live.seek(800.0, tempo=128.0)
+    live.run(4.0)
+    # Transport snapshots take 0.3 s to tell a seek from outliers; then within a bar.
+    live.assert_plays_on_the_grid(t_seek + 0.5, live.now, "after the seek", settle=1.5)
+    # About 8.5 beats played since the seek: a clip note each, none of those skipped.
+    assert roles.count(_step.ROLE_CLIP) <= 10
+
+
+def test_a_looped_region_with_tempo_automation_plays_on(tmp_path: Path) -> None:
+    live = Live(tmp_path, midi_clock=False)
+    for k in range(6):  # an 8-beat loop whose tempo alternates on every wrap
+        live.seek(0.0, tempo=(120.0, 126.0)[k % 2])
+        t_wrap = live.now
+        live.run(8 * 60.0 / live.tempo - 0.001)
+        if k:
+            live.assert_plays_on_the_grid(t_wrap, live.now - 0.3, f"pass {k}", settle=2.0)
+
+
+@pytest.mark.parametrize("how", ["transport", "transport-tempo", "midi-clock"])
+def test_a_seek_far_ahead_skips_the_clip_notes_in_between(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    live = Live(tmp_path, midi_clock=how == "midi-clock", spp=False)
+    live.run(2.05)
+    roles = counting_feeds(live.gen, monkeypatch)
+    t_seek = live.now
+    live.seek(5000.0, tempo=128.0 if how == "transport-tempo" else None)
+    live.run(3.0)
+    assert roles.count(_step.ROLE_CLIP) <= 10  # about 6 beats played since the seek
+    live.assert_plays_on_the_grid(t_seek + 0.5, live.now, "after the seek", settle=1.5)
+
+
+def test_one_snapshot_with_a_bad_t_does_not_move_the_beat(tmp_path: Path) -> None:
+    live = Live(tmp_path, midi_clock=False)
+    live.run(3.0)
+    live.bad_t = 5.2  # one snapshot stamped 5.2 s ahead
+    live.run(6.0)
+    live.assert_plays_on_the_grid(live.now - 6.0, live.now, "after the bad snapshot")
+
+
+def test_the_beat_follows_a_new_sender_whose_clock_is_behind(tmp_path: Path) -> None:
+    live = Live(tmp_path, midi_clock=False)
+    live.run(3.0)
+    live.gen.submit("release", "last client gone")  # Live reconnects...
+    live.clock_offset = -40.3  # ...with a clock 40.3 s behind the old one
+    live.run(4.0)
+    live.assert_plays_on_the_grid(live.now - 2.0, live.now, "new sender")
