@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 from lkjam.engine.sync import (
     MIDI_CLOCK,
     MIDI_SPP,
@@ -190,3 +191,103 @@ def test_a_lost_clock_tick_is_corrected_from_lives_position() -> None:
     assert events == 1  # one tick put back, once
     line = sync.line(6.0)
     assert line is not None and abs(line.beat_at(6.0) - 12.0) * spb < 0.002
+
+
+def test_one_snapshot_with_a_bad_t_does_not_move_the_clock_offset() -> None:
+    rng = np.random.default_rng(7)
+    truth = TempoMap([(0.0, 120.0)])
+    fit = TransportFit()
+    feed_transport(fit, truth, np.arange(0.0, 3.0, 0.1), rng)
+    # Stamped 5.2 s ahead by a sender hiccup: a delay no message can have.
+    fit.update(120.0, truth.beat(3.0), True, (4, 4), 3.0 - 1000.0 + 5.2, 3.001)
+    feed_transport(fit, truth, np.arange(3.1, 5.0, 0.1), rng)
+    assert fit.line is not None
+    assert np.abs(errors_ms(fit.line.beat_at, truth, np.array([5.0]))).max() < 3.0
+
+
+def test_a_sender_clock_step_starts_the_offset_over() -> None:
+    rng = np.random.default_rng(8)
+    truth = TempoMap([(0.0, 120.0)])
+    fit = TransportFit()
+    feed_transport(fit, truth, np.arange(0.0, 3.0, 0.1), rng)
+    for t in np.arange(3.0, 4.0, 0.1):  # another sender, its clock 40.3 s behind
+        fit.update(120.0, truth.beat(t), True, (4, 4), t - 1040.3, t + 0.001)
+    assert fit.line is not None
+    assert np.abs(errors_ms(fit.line.beat_at, truth, np.array([4.0]))).max() < 3.0
+    fit.reset()  # the client left: nothing of it is kept
+    assert fit.line is None and not fit.playing
+    fit.update(120.0, 2.0, True, (4, 4), 50.0, 7.0)
+    assert fit.line is not None and abs(fit.line.beat_at(7.0) - 2.0) < 1e-9
+
+
+def test_a_seek_with_a_tempo_change_in_one_snapshot_is_a_jump() -> None:
+    fit = TransportFit()
+    for k in range(10):
+        fit.update(120.0, 2.0 * k * 0.1, True, (4, 4), k * 0.1, k * 0.1)
+    # A small drift the tempo change explains keeps continuity ...
+    assert fit.update(150.0, 2.0 + 0.05, True, (4, 4), 1.0, 1.0) == []
+    # ... a position the tempo change cannot explain is a jump, taken at once.
+    assert fit.update(128.0, 800.0, True, (4, 4), 1.1, 1.1) == [SyncEvent.JUMP]
+    assert fit.line is not None and fit.line.beat_at(1.1) == 800.0
+
+
+def steady_clock(fit: MidiClockFit, ticks: range, spt: float) -> None:
+    for k in ticks:
+        fit.on_message(MIDI_CLOCK, b"", k * spt)
+
+
+def test_song_position_while_running_moves_the_line_and_keeps_the_tempo() -> None:
+    fit = MidiClockFit()
+    fit.on_message(MIDI_START, b"", 0.0)
+    spt = 0.5 / 24  # 120 bpm
+    steady_clock(fit, range(192), spt)  # 8 beats
+    assert fit.on_message(MIDI_SPP, bytes([0, 0]), 192 * spt - 0.0001) == [SyncEvent.JUMP]
+    assert fit.line is not None and abs(fit.line.tempo - 120.0) < 1e-6
+    assert abs(fit.line.beat_at(192 * spt)) < 1e-9  # the next tick is beat 0
+    steady_clock(fit, range(192, 240), spt)
+    assert abs(fit.line.beat_at(240 * spt) - 2.0) < 1e-9
+
+
+@pytest.mark.parametrize("stall_s", [0.25, 0.5, 0.9])
+def test_a_catch_up_burst_after_a_stall_leaves_the_line_alone(stall_s: float) -> None:
+    fit = MidiClockFit()
+    fit.on_message(MIDI_START, b"", 0.0)
+    spt = 0.5 / 24
+    steady_clock(fit, range(96), spt)
+    held = round(stall_s / spt)
+    for _ in range(held):  # every tick of the stall arrives at its end
+        fit.on_message(MIDI_CLOCK, b"", 96 * spt + stall_s)
+    assert fit.line is not None and abs(fit.line.tempo - 120.0) < 1e-6
+    assert fit.late_ticks == held
+    steady_clock(fit, range(96 + held, 96 + held + 24), spt)
+    assert abs(fit.line.tempo - 120.0) < 1e-6
+    assert abs(fit.line.beat_at(10.0) - 20.0) < 1e-9
+
+
+def test_a_real_pause_of_the_clock_is_followed_after_a_few_ticks() -> None:
+    fit = MidiClockFit()
+    fit.on_message(MIDI_START, b"", 0.0)
+    spt = 0.5 / 24
+    steady_clock(fit, range(96), spt)
+    for k in range(96, 96 + 8):  # Live's clock stood still for 0.3 s, then went on
+        fit.on_message(MIDI_CLOCK, b"", k * spt + 0.3)
+    assert fit.line is not None and abs(fit.line.tempo - 120.0) < 0.5
+    assert abs(fit.line.beat_at(103 * spt + 0.3) - 103 / 24) * 500 < 0.5  # ms
+
+
+def test_a_jump_the_snapshots_agree_on_moves_the_clock_count_at_once() -> None:
+    sync = Sync()
+    sync.clock.on_message(MIDI_START, b"", 0.0)
+    spt = 0.5 / 24
+    moved: list[tuple[bool, int]] = []  # (the snapshot reported a jump, ticks moved)
+    for k in range(24 * 8):
+        t = k * spt
+        sync.clock.on_message(MIDI_CLOCK, b"", t)
+        if k % 5 == 0:  # snapshots every ~0.1 s; Live jumped back 4 beats at t = 2
+            beat = 2 * t - (4.0 if t >= 2.0 else 0.0)
+            events = sync.transport.update(120.0, beat, True, (4, 4), t, t)
+            jumped = SyncEvent.JUMP in events
+            moved.append((jumped, sync.reconcile(t, jumped=jumped)))
+    assert [m for m in moved if m != (False, 0)] == [(True, -96)]
+    line = sync.line(4.0)
+    assert line is not None and abs(line.beat_at(3.9) - (2 * 3.9 - 4.0)) < 1e-6
