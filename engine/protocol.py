@@ -136,7 +136,8 @@ MESSAGES: dict[str, MessageSpec] = {
         TO_ENGINE,
         "A snapshot of Live's transport, about 10 per second (also while stopped: it is "
         "the client's heartbeat). Without MIDI clock on `lkjam in`, the engine fits these "
-        "to a beat <-> wall-clock line.",
+        "to a beat <-> wall-clock line; with it, they check the clock's count. Only the "
+        "client that owns the transport is heard (see Sessions).",
         {
             "tempo": _num("beats per minute", 20, 999),
             "beat": _num("song position in beats (quarter notes) at time `t`", -1e6, 1e7),
@@ -574,6 +575,12 @@ for it (the tests do).
   any message (the script sends `transport` about 10 times a second while playing); its
   next message brings it back.
 - When the last client is gone, every sounding AI note is released.
+- **One client owns the transport**: the first to send `transport`. It keeps it until
+  it is gone (as above) or sends no `transport` for 1 s; then the next client to send
+  one takes it over. Another client's `transport` is dropped, and that client is told
+  once with `error`, so two Live instances (or Live and a tool) never fight over start,
+  stop and the beat. A new owner's clock may differ from the old one's: the engine
+  learns its offset afresh.
 - `status` goes to every client when the engine's state changes.
 """
 

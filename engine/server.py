@@ -8,6 +8,10 @@ Clients are told apart by routing id. A client is gone after `bye`, after
 `CLIENT_TIMEOUT_S` without a message, or when every connection has dropped (seen on a
 socket monitor: libzmq's per-peer disconnect notice is a draft API). When the last
 client goes, `on_all_gone` runs (the engine releases its notes).
+
+One client owns the transport: the first to send `transport`, until it is gone or sends
+none for `TRANSPORT_HANDOVER_S`. Other clients' snapshots are dropped (each is told once
+with `error`), so two senders never fight over start, stop and the beat.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from zmq.utils.monitor import parse_monitor_message
 log = logging.getLogger("lkjam.engine")
 
 CLIENT_TIMEOUT_S = 5.0
+TRANSPORT_HANDOVER_S = 1.0  # the owner's snapshots come 10 a second; a second's pause
+# (a script reloaded in Live, a tool that sent one) lets another client take over
 OUTBOX_SIZE = 1024
 ERROR_LOG_PER_S = 10  # logged error lines per second; the rest are counted
 POLL_MS = 5
@@ -74,6 +80,7 @@ class Server:
         on_message: Callable[[bytes, dict[str, Any]], None],
         on_all_gone: Callable[[str], None] = lambda reason: None,
         client_timeout_s: float = CLIENT_TIMEOUT_S,
+        transport_handover_s: float = TRANSPORT_HANDOVER_S,
     ) -> None:
         check_port(endpoint)
         if not is_loopback(endpoint):
@@ -87,6 +94,10 @@ class Server:
         self.on_all_gone = on_all_gone
         self.client_timeout_s = client_timeout_s
         self.clients: dict[bytes, float] = {}  # routing id -> last message (perf_counter s)
+        self.transport_handover_s = transport_handover_s
+        self.transport_owner: bytes | None = None
+        self._owner_seen = 0.0  # the owner's last transport (perf_counter s)
+        self._refused: set[bytes] = set()  # told that another client owns the transport
         self.connections = 0
         self.outbox: deque[tuple[bytes | None, bytes]] = deque()
         self.outbox_dropped = 0
@@ -175,6 +186,8 @@ class Server:
         if message["type"] == "bye":
             self._drop(rid, "bye")
             return
+        if message["type"] == "transport" and not self._owns_transport(rid):
+            return
         try:
             self.on_message(rid, message)
         except Exception:  # a bug in a handler must not take the socket down
@@ -208,6 +221,27 @@ class Server:
 
     # ---- clients ------------------------------------------------------------------
 
+    def _owns_transport(self, rid: bytes) -> bool:
+        """Whether `rid`'s transport counts; it takes the transport if no one holds it."""
+        now = time.perf_counter()
+        owner = self.transport_owner
+        held = now - self._owner_seen <= self.transport_handover_s
+        if owner is not None and owner != rid and held:
+            if rid not in self._refused:
+                self._refused.add(rid)
+                self.error(
+                    rid,
+                    f"transport: client {owner.hex()} owns the transport; yours is ignored while "
+                    "it keeps sending",
+                )
+            return False
+        if owner != rid:
+            log.info("client %s owns the transport", rid.hex())
+            self.transport_owner = rid
+            self._refused.discard(rid)
+        self._owner_seen = now
+        return True
+
     def _on_monitor(self) -> None:
         monitor = self._monitor
         assert monitor is not None
@@ -222,9 +256,14 @@ class Server:
                 self.connections = max(0, self.connections - 1)
                 if self.connections == 0 and self.clients:
                     self.clients.clear()
+                    self.transport_owner = None
+                    self._refused.clear()
                     self._all_gone("last connection closed")
 
     def _drop(self, rid: bytes, why: str) -> None:
+        self._refused.discard(rid)
+        if rid == self.transport_owner:
+            self.transport_owner = None  # the next client to send transport takes it
         if self.clients.pop(rid, None) is not None:
             log.info("client %s left (%s)", rid.hex(), why)
             if not self.clients:

@@ -10,13 +10,19 @@ as notes off that grid, or as no notes at all.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import zmq
+from engine_harness import free_endpoint, wait_for
+from lkjam.engine import protocol
 from lkjam.engine.generator import Generator
+from lkjam.engine.protocol import MESSAGES
+from lkjam.engine.server import Server
 from lkjam.engine.sync import MIDI_CLOCK, MIDI_SPP, MIDI_START, TICKS_PER_BEAT
 from test_engine_generator import HALF, Rig, clip
 
@@ -222,3 +228,46 @@ def test_the_beat_follows_a_new_sender_whose_clock_is_behind(tmp_path: Path) -> 
     live.clock_offset = -40.3  # ...with a clock 40.3 s behind the old one
     live.run(4.0)
     live.assert_plays_on_the_grid(live.now - 2.0, live.now, "new sender")
+
+
+# ---- two clients sending transport ---------------------------------------------------
+
+
+def test_one_client_owns_the_transport_until_it_leaves_or_falls_silent() -> None:
+    endpoint = free_endpoint()
+    got: list[tuple[bytes, str]] = []
+    context = zmq.Context()
+    dealers: dict[bytes, zmq.Socket[bytes]] = {}
+    encode = {kind: protocol.encode(kind, **MESSAGES[kind].example) for kind in MESSAGES}
+    try:
+        with Server(endpoint, on_message=lambda rid, m: got.append((rid, m["type"]))) as server:
+            for name in (b"live-a", b"live-b"):
+                dealers[name] = context.socket(zmq.DEALER)
+                dealers[name].setsockopt(zmq.LINGER, 0)
+                dealers[name].setsockopt(zmq.ROUTING_ID, name)
+                dealers[name].connect(endpoint)
+
+            def exchange(*names: bytes) -> list[bytes]:
+                """Each of `names` sends a transport, then a scale as a marker (ZeroMQ keeps
+                each peer's order); returns whose transport got through."""
+                got.clear()
+                for name in names:
+                    dealers[name].send(encode["transport"])
+                    dealers[name].send(encode["scale"])
+                wait_for(lambda: server.poll_once(5) or [k for _, k in got].count("scale") == 2)
+                return [rid for rid, kind in got if kind == "transport"]
+
+            for _ in range(10):  # two Lives, 10 snapshots a second each
+                assert exchange(b"live-a", b"live-b") == [b"live-a"]
+            assert server.errors == 1  # live-b was told, once
+            answer = json.loads(dealers[b"live-b"].recv())
+            assert answer["type"] == "error" and b"live-a".hex() in answer["text"]
+            dealers[b"live-a"].send(encode["bye"])  # the owner leaves: the next sender owns it
+            wait_for(lambda: server.poll_once(5) or b"live-a" not in server.clients)
+            assert exchange(b"live-b", b"live-a") == [b"live-b"]
+            server._owner_seen -= 2 * server.transport_handover_s  # live-b falls silent
+            assert exchange(b"live-a", b"live-b") == [b"live-a"]
+    finally:
+        for sock in dealers.values():
+            sock.close(linger=0)
+        context.term()
