@@ -6,11 +6,20 @@
 - Override with `--backend` or the LKJAM_MIDI_BACKEND environment variable.
 - The input callback runs on rtmidi's thread: it only timestamps and enqueues into a
   bounded queue and wakes the consumer. Overflow is dropped and counted.
+- JACK moves MIDI once per period: python-rtmidi writes an outgoing message at the start
+  of the next period, and an incoming one is seen in the period after it was sent. Each
+  hop is therefore 0..1 period late, half a period on average. Both ports say so in
+  `latency_s` (read from the server): input timestamps are taken back by it, and the
+  scheduler sends that much early, so that notes land on time on average. The other
+  backends deliver at once (0).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
+import logging
 import os
 import sys
 import threading
@@ -32,6 +41,9 @@ VIRTUAL = {"coremidi", "alsa", "jack"}  # backends that can create their own por
 ENV_BACKEND = "LKJAM_MIDI_BACKEND"
 CLIENT_NAME = "lkjam"
 INPUT_QUEUE_SIZE = 4096  # ~40 ms of a 100k msg/s flood; a player produces < 1000/s
+JACK_NO_START_SERVER = 0x01
+
+log = logging.getLogger("lkjam.engine")
 
 
 class PortError(RuntimeError):
@@ -66,6 +78,35 @@ def choose_backend(requested: str | None = None) -> str:
     if "jack" in available:
         return "jack"
     raise PortError("no usable MIDI backend: /dev/snd/seq is not accessible and JACK is missing")
+
+
+def jack_period_s() -> float:
+    """The running JACK server's period (buffer size / sample rate) in seconds, read by a
+    short-lived client of libjack (python-rtmidi does not expose its own); 0 if unknown."""
+    path = ctypes.util.find_library("jack")
+    if path is None:
+        return 0.0
+    jack = ctypes.CDLL(path)
+    jack.jack_client_open.restype = ctypes.c_void_p
+    jack.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+    jack.jack_get_buffer_size.restype = ctypes.c_uint32
+    jack.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
+    jack.jack_get_sample_rate.restype = ctypes.c_uint32
+    jack.jack_get_sample_rate.argtypes = [ctypes.c_void_p]
+    jack.jack_client_close.argtypes = [ctypes.c_void_p]
+    client = jack.jack_client_open(f"{CLIENT_NAME}-probe".encode(), JACK_NO_START_SERVER, None)
+    if not client:
+        return 0.0
+    try:
+        frames, rate = jack.jack_get_buffer_size(client), jack.jack_get_sample_rate(client)
+    finally:
+        jack.jack_client_close(client)
+    return frames / rate if rate else 0.0
+
+
+def port_latency_s(backend: str) -> float:
+    """The mean delay a backend adds to each MIDI hop: half a JACK period, else 0."""
+    return jack_period_s() / 2 if backend == "jack" else 0.0
 
 
 def _find(names: list[str], wanted: str) -> int:
@@ -154,6 +195,7 @@ class MidiInput(_Port):
         client: str = CLIENT_NAME,
     ) -> None:
         super().__init__(name, backend)
+        self.latency_s = port_latency_s(self.backend)  # how late a message is seen
         self.queue: deque[tuple[float, bytes]] = deque()
         self.capacity = capacity
         self.dropped = 0
@@ -165,7 +207,7 @@ class MidiInput(_Port):
 
     def _on_message(self, event: tuple[list[int], float], data: object = None) -> None:
         # rtmidi's thread: timestamp, enqueue, wake. Nothing else.
-        t = time.perf_counter()
+        t = time.perf_counter() - self.latency_s
         if len(self.queue) >= self.capacity:
             self.dropped += 1
             return
@@ -190,7 +232,15 @@ class MidiOutput(_Port):
         self, name: str = "lkjam out", backend: str | None = None, *, client: str = CLIENT_NAME
     ) -> None:
         super().__init__(name, backend)
+        self.latency_s = port_latency_s(self.backend)  # the scheduler sends this much early
         self._open(_new(rtmidi.MidiOut, self.backend, client))
+        if self.latency_s:
+            log.info(
+                "MIDI output %r (%s): notes sent %.2f ms early, the port's mean latency",
+                name,
+                self.backend,
+                self.latency_s * 1000,
+            )
 
     def send(self, message: Sequence[int]) -> None:
         midi = self._midi

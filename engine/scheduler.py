@@ -3,6 +3,9 @@
 Owned by the generator thread (no locks). Due times are `time.perf_counter()` seconds.
 Waiting is a precise sleep on the wake event (so new input interrupts it) followed by a
 short spin that yields the GIL, for sub-millisecond send times.
+
+A port that delivers late on average (JACK: half a period, `lkjam.engine.ports`) says so
+in its `latency_s`; every message is sent that much before its time.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class Scheduler:
         if not 1 <= channel <= 16:
             raise ValueError(f"channel must be in 1..16, got {channel}")
         self.output = output
+        self.lead_s: float = getattr(output, "latency_s", 0.0)  # outputs without it: 0
         self.status_on = NOTE_ON | (channel - 1)
         self.status_off = NOTE_OFF | (channel - 1)
         self.status_cc = CONTROL | (channel - 1)
@@ -63,8 +67,9 @@ class Scheduler:
             return False
         self._seq += 1
         token = self._seq
+        t_on, t_off = t_on - self.lead_s, max(t_off, t_on) - self.lead_s
         heapq.heappush(self._pending, (t_on, 2 * token, True, pitch, velocity, token))
-        heapq.heappush(self._pending, (max(t_off, t_on), 2 * token + 1, False, pitch, 0, token))
+        heapq.heappush(self._pending, (t_off, 2 * token + 1, False, pitch, 0, token))
         return True
 
     @property

@@ -11,7 +11,8 @@ as notes off that grid, or as no notes at all.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,15 @@ import numpy as np
 import pytest
 import zmq
 from engine_harness import free_endpoint, wait_for
-from lkjam.engine import protocol
+from lkjam.engine import ports, protocol
 from lkjam.engine.generator import Generator
+from lkjam.engine.jackd import JackServer
+from lkjam.engine.ports import MidiInput, MidiOutput
 from lkjam.engine.protocol import MESSAGES
+from lkjam.engine.scheduler import Scheduler
 from lkjam.engine.server import Server
 from lkjam.engine.sync import MIDI_CLOCK, MIDI_SPP, MIDI_START, TICKS_PER_BEAT
-from test_engine_generator import HALF, Rig, clip
+from test_engine_generator import HALF, ListOutput, Rig, clip
 
 from lkjam import _step
 
@@ -271,3 +275,53 @@ def test_one_client_owns_the_transport_until_it_leaves_or_falls_silent() -> None
         for sock in dealers.values():
             sock.close(linger=0)
         context.term()
+
+
+# ---- the output's latency, compensated -----------------------------------------------
+
+
+class LateOutput(ListOutput):
+    latency_s = 0.002  # what a port that delivers late on average says
+
+
+def test_a_compensated_note_is_sent_early_by_exactly_the_latency_in_use(tmp_path: Path) -> None:
+    sent: list[tuple[int, ...]] = []
+
+    class Port:
+        latency_s = 0.00133
+
+        def send(self, message: Sequence[int]) -> None:
+            sent.append(tuple(message))
+
+    s = Scheduler(Port())
+    s.note(60, 100, t_on=1.0, t_off=2.0)
+    assert s.next_due == 1.0 - 0.00133
+    s.run_due(1.0 - 0.00134)
+    assert sent == []
+    s.run_due(1.0 - 0.00133)
+    assert sent == [(0x90, 60, 100)] and s.next_due == 2.0 - 0.00133
+    # Through the generator: the same song, every message 2 ms earlier.
+    on_time, early = Rig(tmp_path, HALF), Rig(tmp_path, HALF)
+    early.out = LateOutput(early)
+    early.gen.scheduler = Scheduler(early.out)
+    for rig in (on_time, early):
+        rig.run(0.05)
+        rig.message("clip", **clip([[38, 0.0, 1.0, 100]]))
+        rig.run(6.0)
+    a, b = np.array([t for t, _ in on_time.out.sent]), np.array([t for t, _ in early.out.sent])
+    assert len(a) > 10 and [m for _, m in on_time.out.sent] == [m for _, m in early.out.sent]
+    assert np.abs(a - b - 0.002).max() < 1e-6
+
+
+@pytest.mark.jack
+def test_jack_ports_know_their_latency(jack_server: JackServer) -> None:
+    half_period = jack_server.period / jack_server.rate / 2
+    assert ports.jack_period_s() == jack_server.period / jack_server.rate
+    with MidiInput("lkjam test latency", "jack") as midi_in, MidiOutput("lkjam test late", "jack"):
+        assert midi_in.latency_s == half_period
+        assert Scheduler(MidiOutput("lkjam test late 2", "jack")).lead_s == half_period
+        before = time.perf_counter()
+        midi_in._on_message(([0x90, 60, 100], 0.0))  # as rtmidi's thread would
+        after = time.perf_counter()
+        t, _ = midi_in.queue[0]
+        assert before - half_period <= t <= after - half_period
