@@ -176,11 +176,13 @@ class TransportFit:
 class MidiClockFit:
     """Beat clock from MIDI clock ticks, start/stop/continue and song position.
 
-    A tick's arrival time is trusted only when it is plausible: one that comes late
-    against the line (after a stall) and ticks that follow it impossibly soon (the
-    catch-up burst) advance the count but not the fit, so the line bridges the gap at its
-    tempo. Late ticks that keep a plausible pace are the truth after all (the clock really
-    paused, or slowed at once): after BEND_POINTS of them the line re-anchors on them.
+    A tick's arrival time is trusted only when it is plausible. One that comes late
+    against the line (after a stall), or sooner after the last than twice the line's
+    tempo allows (the catch-up burst after a stall), advances the count but not the fit,
+    so the line bridges the gap at its tempo. A run of such ticks at a possible pace is
+    the truth after all, and the line re-anchors on it: BEND_POINTS late ones (the clock
+    really paused, or slowed at once), or 2 * BEND_POINTS fast ones (the tempo more than
+    doubled at once).
     """
 
     WINDOW = 24  # ticks in the fit (one beat)
@@ -188,10 +190,8 @@ class MidiClockFit:
     BEND_POINTS = 4  # this many newest ticks all off the same side = tempo change
     BEND_S = 0.0015
     LATE_S = 0.005  # a tick this late against the line says nothing of the tempo
-    # The fastest pace a tick may come at: twice the line's tempo at most, and never above
-    # the protocol's 999 bpm. A faster tick is a burst of held-back ticks.
-    MAX_TEMPO = 999.0
-    MAX_SPEEDUP = 2.0
+    MAX_SPEEDUP = 2.0  # a tick sooner than this many times the line's tempo is doubted
+    MAX_TEMPO = 999.0  # the protocol's fastest: ticks closer than this never count
 
     def __init__(self) -> None:
         self.line: BeatLine | None = None
@@ -200,7 +200,8 @@ class MidiClockFit:
         self.late_ticks = 0  # ticks whose time was not used (stalls, bursts)
         self._position = 0  # ticks; the next tick lands on this position
         self._points: deque[tuple[float, float]] = deque(maxlen=self.WINDOW)
-        self._late: list[tuple[float, float]] = []  # consecutive late, plausible ticks
+        self._late: list[tuple[float, float]] = []  # a run of late ticks at a possible pace
+        self._fast: list[tuple[float, float]] = []  # a run of too-soon ticks, likewise
 
     def on_message(self, status: int, data: bytes | list[int], t: float) -> list[SyncEvent]:
         if status == MIDI_CLOCK:
@@ -232,6 +233,7 @@ class MidiClockFit:
         self.running = True
         self._points.clear()
         self._late.clear()
+        self._fast.clear()
         self.line = None
 
     def shift(self, ticks: int) -> None:
@@ -240,6 +242,7 @@ class MidiClockFit:
         moved = ticks / TICKS_PER_BEAT
         self._points = deque(((t, b + moved) for t, b in self._points), self.WINDOW)
         self._late = [(t, b + moved) for t, b in self._late]
+        self._fast = [(t, b + moved) for t, b in self._fast]
         if self.line is not None:
             self.line = BeatLine(self.line.t0, self.line.beat0 + moved, self.line.bps)
 
@@ -251,20 +254,34 @@ class MidiClockFit:
         self._position += 1
         line = self.line
         if line is not None and len(self._points) >= 2:
+            interval = t - previous
+            possible = interval >= 1.0 / (TICKS_PER_BEAT * self.MAX_TEMPO / 60.0)
             fastest_bps = min(line.bps * self.MAX_SPEEDUP, self.MAX_TEMPO / 60.0)
-            if t - previous < 1.0 / (TICKS_PER_BEAT * fastest_bps):
-                self.late_ticks += 1  # in a burst: counted, its time is meaningless
-                return []
+            if interval < 1.0 / (TICKS_PER_BEAT * fastest_bps):
+                return self._doubt(self._fast, (t, beat), possible, 2 * self.BEND_POINTS)
+            self._fast.clear()
             if t - line.time_at(beat) > self.LATE_S:
-                self.late_ticks += 1
-                self._late.append((t, beat))
-                if len(self._late) < self.BEND_POINTS:
-                    return []
-                self._points.clear()  # a real pause or an abrupt slowdown: follow it
-                self._points.extend(self._late)
+                return self._doubt(self._late, (t, beat), True, self.BEND_POINTS)
         self._late.clear()
+        self._fast.clear()
         self._points.append((t, beat))
         if len(self._points) >= 2:
+            self._fit()
+        return []
+
+    def _doubt(
+        self, run: list[tuple[float, float]], point: tuple[float, float], possible: bool, n: int
+    ) -> list[SyncEvent]:
+        """A tick whose time is not used; `n` in a row at a possible pace are the truth."""
+        self.late_ticks += 1
+        if not possible:
+            run.clear()
+            return []
+        run.append(point)
+        if len(run) >= n:
+            self._points.clear()
+            self._points.extend(run)
+            run.clear()
             self._fit()
         return []
 

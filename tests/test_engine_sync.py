@@ -291,3 +291,14 @@ def test_a_jump_the_snapshots_agree_on_moves_the_clock_count_at_once() -> None:
     assert [m for m in moved if m != (False, 0)] == [(True, -96)]
     line = sync.line(4.0)
     assert line is not None and abs(line.beat_at(3.9) - (2 * 3.9 - 4.0)) < 1e-6
+
+
+def test_a_tempo_that_more_than_doubles_at_once_is_followed() -> None:
+    fit = MidiClockFit()
+    fit.on_message(MIDI_START, b"", 0.0)
+    steady_clock(fit, range(48), 1.0 / 24)  # 60 bpm for 2 beats
+    t0 = 47 / 24
+    for k in range(1, 25):  # then 180 bpm: ticks three times as close
+        fit.on_message(MIDI_CLOCK, b"", t0 + k / 72)
+    assert fit.line is not None and abs(fit.line.tempo - 180.0) < 0.5
+    assert abs(fit.line.beat_at(t0 + 24 / 72) - 71 / 24) < 1e-6  # the 24th fast tick
