@@ -4,8 +4,13 @@
   usable, else JACK (a JACK server must run). Windows has no virtual ports: existing
   ports (loopMIDI) are opened by name.
 - Override with `--backend` or the LKJAM_MIDI_BACKEND environment variable.
-- The input callback runs on rtmidi's thread: it only timestamps and enqueues into a
-  bounded queue and wakes the consumer. Overflow is dropped and counted.
+- Input lands in a bounded queue as (time, bytes) and wakes the consumer; overflow is
+  dropped and counted. On JACK, rtmidi would call a callback from JACK's real-time
+  process thread, which would then wait for Python's GIL (xruns, lost clock ticks, and
+  the wait in every timestamp). So JACK input is read by an ordinary thread polling
+  rtmidi's queue instead: each message carries the time since the previous one, taken
+  in the process thread, and arrival times are rebuilt from their sum. Elsewhere the
+  callback runs on a backend thread that is not real-time, and only timestamps.
 - JACK moves MIDI once per period: python-rtmidi writes an outgoing message at the start
   of the next period, and an incoming one is seen in the period after it was sent. Each
   hop is therefore 0..1 period late, half a period on average. Both ports say so in
@@ -20,6 +25,7 @@ import argparse
 import ctypes
 import ctypes.util
 import logging
+import math
 import os
 import sys
 import threading
@@ -42,6 +48,12 @@ ENV_BACKEND = "LKJAM_MIDI_BACKEND"
 CLIENT_NAME = "lkjam"
 INPUT_QUEUE_SIZE = 4096  # ~40 ms of a 100k msg/s flood; a player produces < 1000/s
 JACK_NO_START_SERVER = 0x01
+POLL_S = 0.0005  # the JACK reader's poll period while messages flow
+IDLE_POLL_S = 0.002  # and after IDLE_AFTER_S without any (Live stopped, nobody playing)
+IDLE_AFTER_S = 1.0
+# How fast the reader lets its clock anchor rise (s per s): it follows a drift between
+# JACK's clock and ours, or time lost from the chain of deltas (a dropped message).
+ANCHOR_RISE = 0.001
 
 log = logging.getLogger("lkjam.engine")
 
@@ -172,9 +184,9 @@ class _Port:
         self.close()
 
 
-def _new(cls: Any, backend: str, client: str) -> Any:
+def _new(cls: Any, backend: str, client: str, **options: Any) -> Any:
     try:
-        return cls(BACKENDS[backend], name=client)
+        return cls(BACKENDS[backend], name=client, **options)
     except rtmidi.SystemError as exc:
         hint = " (is a JACK server running?)" if backend == "jack" else ""
         raise PortError(f"cannot start the {backend} MIDI client{hint}: {exc}") from None
@@ -200,25 +212,66 @@ class MidiInput(_Port):
         self.capacity = capacity
         self.dropped = 0
         self.wake = wake or threading.Event()
-        midi = _new(rtmidi.MidiIn, self.backend, client)
-        midi.ignore_types(sysex=True, timing=False, active_sense=True)  # keep MIDI clock
-        self._open(midi)
-        midi.set_callback(self._on_message)
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+        midi = _new(rtmidi.MidiIn, self.backend, client, queue_size_limit=capacity)
+        if self.backend == "jack":
+            # Every message through rtmidi's queue, or the deltas would skip the ignored
+            # ones' time; sysex and active sensing are dropped here instead.
+            midi.ignore_types(sysex=False, timing=False, active_sense=False)
+            self._open(midi)
+            self._reader = threading.Thread(target=self._read, name="lkjam-midi-in", daemon=True)
+            self._reader.start()
+        else:
+            midi.ignore_types(sysex=True, timing=False, active_sense=True)  # keep MIDI clock
+            self._open(midi)
+            midi.set_callback(self._on_message)
 
     def _on_message(self, event: tuple[list[int], float], data: object = None) -> None:
         # rtmidi's thread: timestamp, enqueue, wake. Nothing else.
-        t = time.perf_counter() - self.latency_s
+        self._put(time.perf_counter() - self.latency_s, event[0])
+
+    def _put(self, t: float, message: list[int]) -> bool:
         if len(self.queue) >= self.capacity:
             self.dropped += 1
-            return
-        self.queue.append((t, bytes(event[0])))
+            return False
+        self.queue.append((t, bytes(message)))
         self.wake.set()
+        return True
+
+    def _read(self) -> None:
+        """The JACK reader. rtmidi's queue gives each message with the time since the one
+        before, taken in JACK's process thread; their running sum is the time since the
+        first. The anchor (our clock when the first arrived) is at most the time a message
+        was seen minus that sum: the least such bound over all messages, allowed to rise
+        by ANCHOR_RISE so that it follows drift."""
+        midi = self._midi
+        elapsed = 0.0  # JACK's clock: seconds from the first message to the newest
+        anchor = math.inf
+        last_seen = anchor_at = time.perf_counter()
+        while not self._stop.is_set():
+            message = midi.get_message()
+            if message is None:
+                idle = time.perf_counter() - last_seen > IDLE_AFTER_S
+                self._stop.wait(IDLE_POLL_S if idle else POLL_S)
+                continue
+            data, delta = message
+            last_seen = time.perf_counter()
+            elapsed += delta
+            anchor = min(anchor + ANCHOR_RISE * (last_seen - anchor_at), last_seen - elapsed)
+            anchor_at = last_seen
+            if data and data[0] not in (0xF0, 0xFE):  # sysex, active sensing: not ours
+                self._put(anchor + elapsed - self.latency_s, data)
 
     def close(self) -> None:
-        if self._midi is not None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            self._stop.set()
+            reader.join()
+        elif self._midi is not None:
             self._midi.cancel_callback()
-            # rtmidi calls us from JACK's process thread, which may be waiting for the GIL
-            # right now; closing the port waits for that thread, so let it finish first.
+            # The backend's thread may be waiting for the GIL to call us right now; closing
+            # the port waits for that thread, so let it finish first.
             time.sleep(0.01)
         super().close()
 

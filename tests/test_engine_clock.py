@@ -11,6 +11,7 @@ as notes off that grid, or as no notes at all.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import rtmidi
 import zmq
 from engine_harness import free_endpoint, wait_for
 from lkjam.engine import ports, protocol
@@ -314,14 +316,43 @@ def test_a_compensated_note_is_sent_early_by_exactly_the_latency_in_use(tmp_path
 
 
 @pytest.mark.jack
-def test_jack_ports_know_their_latency(jack_server: JackServer) -> None:
+def test_jack_input_is_read_off_the_process_thread_with_rebuilt_times(
+    jack_server: JackServer,
+) -> None:
     half_period = jack_server.period / jack_server.rate / 2
     assert ports.jack_period_s() == jack_server.period / jack_server.rate
     with MidiInput("lkjam test latency", "jack") as midi_in, MidiOutput("lkjam test late", "jack"):
         assert midi_in.latency_s == half_period
         assert Scheduler(MidiOutput("lkjam test late 2", "jack")).lead_s == half_period
-        before = time.perf_counter()
-        midi_in._on_message(([0x90, 60, 100], 0.0))  # as rtmidi's thread would
-        after = time.perf_counter()
-        t, _ = midi_in.queue[0]
-        assert before - half_period <= t <= after - half_period
+        threads = set()
+        put = midi_in._put
+
+        def spied(t: float, message: list[int]) -> bool:
+            threads.add(threading.current_thread().name)
+            return put(t, message)
+
+        midi_in._put = spied  # type: ignore[method-assign]
+        player = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="lkjam-test-player")
+        try:
+            names = player.get_ports()
+            player.open_port(next(i for i, n in enumerate(names) if n.endswith("latency")))
+            sent, seen = [], []
+            for k in range(40):
+                if k % 10 == 5:
+                    player.send_message([0xF0, 0x7D, k, 0xF7])  # sysex: not ours, dropped
+                sent.append(time.perf_counter())
+                player.send_message([0x90, k, 100])
+                player.send_message([0xFE])  # active sensing: dropped too
+                wait_for(lambda: len(midi_in.queue) > len(seen), 5, "the note")
+                seen.append(time.perf_counter())
+                time.sleep(0.003 * (k % 4))  # within a period, across several
+        finally:
+            player.delete()
+        assert threads == {"lkjam-midi-in"}  # never JACK's process thread
+        # Each arrival time is rebuilt from JACK's process thread, half a period taken
+        # back: never before the send minus that, never after the reader saw it.
+        got = list(midi_in.queue)
+        assert [m for _, m in got] == [bytes([0x90, k, 100]) for k in range(40)]
+        times = np.array([t for t, _ in got])
+        assert np.all(times >= np.array(sent) - half_period)
+        assert np.all(times <= np.array(seen) - half_period)
