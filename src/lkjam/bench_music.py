@@ -106,6 +106,7 @@ def run(
     mode: str = "accompany",
     density: float = DENSITY_MID,
     end_beat: float | None = None,
+    chord_lock: bool = True,
 ) -> np.ndarray:
     """`melody` with the model's AI part, as `lkjam accompany` plays it on the tune's file."""
     ai = accompany(
@@ -121,6 +122,7 @@ def run(
         numerator=tune.numerator,
         denominator=tune.denominator,
         scale=parse_key(tune.key_name),
+        chord_lock=chord_lock,
         end_beat=end_beat,
     )
     return merged(melody, ai)
@@ -154,13 +156,18 @@ def _nanmedian(values: Sequence[float] | np.ndarray) -> float:
 
 
 def measure_tune(
-    model: LoadedModel, tune: Tune, seeds: Sequence[int] = (0, 1, 2, 3), density_seeds: int = 1
+    model: LoadedModel,
+    tune: Tune,
+    seeds: Sequence[int] = (0, 1, 2, 3),
+    density_seeds: int = 1,
+    chord_lock: bool = True,
 ) -> TuneResult:
-    """All FIGURES for one tune (means over seeds; answer delay and length pooled medians)."""
+    """All FIGURES for one tune (means over seeds; answer delay and length pooled medians).
+    `chord_lock` off measures the model's own harmony, without the decoder's chord lock."""
     from lkjam.training.rule_harmonizer import harmonize  # numpy only, but training's
 
     melody = tune_events(tune)
-    played = [run(model, tune, melody, seed=s) for s in seeds]
+    played = [run(model, tune, melody, seed=s, chord_lock=chord_lock) for s in seeds]
     ai_notes = [int(np.sum(p["role"] == ROLE_AI)) for p in played]
 
     def mean_of(metric: Callable[[np.ndarray], float], streams: list[np.ndarray]) -> float:
@@ -169,7 +176,10 @@ def measure_tune(
     rule = merged(melody, harmonize(melody, tune.root, tune.minor, tune.bar_beats))
 
     def density_rate(density: float) -> float:  # AI onsets per beat at another Density
-        runs = [run(model, tune, melody, seed=s, density=density) for s in seeds[:density_seeds]]
+        runs = [
+            run(model, tune, melody, seed=s, density=density, chord_lock=chord_lock)
+            for s in seeds[:density_seeds]
+        ]
         return mean_of(metrics.onsets_per_beat, runs)
 
     low, high = density_rate(DENSITY_LOW), density_rate(DENSITY_HIGH)
@@ -182,6 +192,7 @@ def measure_tune(
             calls,
             seed=s,
             mode="call_response",
+            chord_lock=chord_lock,
             end_beat=float(metrics.note_ends(calls).max()) + PHRASE_BARS * tune.bar_beats,
         )
         for s in seeds
@@ -289,6 +300,11 @@ def main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--tunes", default="all", help="'all' or names, comma-separated")
     parser.add_argument("--png", type=Path, metavar="DIR", help="piano rolls of seed 0 here")
+    parser.add_argument(
+        "--no-chord-lock",
+        action="store_true",
+        help="the model's own harmony: turn off the decoder's chord lock (on in lkjam accompany)",
+    )
     args = parser.parse_args(list(argv))
     try:
         tunes = _pick_tunes(args.tunes)
@@ -303,10 +319,11 @@ def main(argv: Sequence[str]) -> int:
         f"{model.meta.density:.2f} onset times/beat x {model.meta.voices:.2f} notes); "
         f"{len(tunes)} tunes, seeds {seeds[0]}..{seeds[-1]}"
         f", Density 0.1/0.9 with {density_seeds} seed(s); temperature {TEMPERATURE}, "
-        f"top-p {TOP_P}"
+        f"top-p {TOP_P}, chord lock {'on' if not args.no_chord_lock else 'off'}"
     )
     started = time.perf_counter()
-    results = [measure_tune(model, t, seeds, density_seeds) for t in tunes]
+    chord_lock = not args.no_chord_lock
+    results = [measure_tune(model, t, seeds, density_seeds, chord_lock) for t in tunes]
     print_table(results)
     print(
         "targets (issue 9): cv <= 0.2, cover >= 0.9, fit >= 0.9 and >= r.fit - 0.05, "
@@ -324,7 +341,7 @@ def main(argv: Sequence[str]) -> int:
     line = {**total, **medians, **worst, "seconds": time.perf_counter() - started}
     print(
         f"music model={model.path.name} tunes={len(tunes)} seeds={len(seeds)} "
-        + " ".join(f"{k}={v:.3f}" for k, v in line.items())
+        f"chord_lock={int(chord_lock)} " + " ".join(f"{k}={v:.3f}" for k, v in line.items())
     )
     return 0
 
