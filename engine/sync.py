@@ -64,10 +64,12 @@ class TransportFit:
     # The third-smallest delay, not the smallest: one or two snapshots with a bad `t` (a
     # delay no message can have) never move the clock offset.
     DELAY_RANK = 2
-    # This many newest delays all this far from the estimate, and within half of it of each
-    # other, mean the sender's clock itself moved (another sender): start the estimate over.
+    # This many newest delays all this far from the estimate, and within CLOCK_AGREE_S of
+    # each other, mean the sender's clock itself moved (another machine's client took
+    # over): start the estimate over. No delivery hiccup is a second long five times alike.
     CLOCK_STEP_POINTS = 5
-    CLOCK_STEP_S = 0.1
+    CLOCK_STEP_S = 1.0
+    CLOCK_AGREE_S = 0.05
 
     def __init__(self) -> None:
         self.line: BeatLine | None = None
@@ -99,7 +101,7 @@ class TransportFit:
         if (
             len(self._delays) > self.CLOCK_STEP_POINTS
             and all(abs(d - estimate) > self.CLOCK_STEP_S for d in newest)
-            and max(newest) - min(newest) < self.CLOCK_STEP_S / 2
+            and max(newest) - min(newest) < self.CLOCK_AGREE_S
         ):
             self._delays.clear()
             self._delays.extend(newest)
