@@ -184,7 +184,9 @@ class MidiClockFit:
     so the line bridges the gap at its tempo. A run of such ticks at a possible pace is
     the truth after all, and the line re-anchors on it: BEND_POINTS late ones (the clock
     really paused, or slowed at once), or 2 * BEND_POINTS fast ones (the tempo more than
-    doubled at once).
+    doubled at once). Late ones that keep the line's pace, all late by the same whole
+    number of ticks, are not a pause but ticks lost on the way (a JACK xrun): the count
+    moves on by as many, and the line stays where it was.
     """
 
     WINDOW = 24  # ticks in the fit (one beat)
@@ -194,12 +196,14 @@ class MidiClockFit:
     LATE_S = 0.005  # a tick this late against the line says nothing of the tempo
     MAX_SPEEDUP = 2.0  # a tick sooner than this many times the line's tempo is doubted
     MAX_TEMPO = 999.0  # the protocol's fastest: ticks closer than this never count
+    LOST_SLACK = 0.25  # ticks: late by this close to a whole number of ticks = lost ones
 
     def __init__(self) -> None:
         self.line: BeatLine | None = None
         self.running = False
         self.last_tick_t = -1e9
         self.late_ticks = 0  # ticks whose time was not used (stalls, bursts)
+        self.lost_ticks = 0  # ticks that never came, inferred from the ones after them
         self._position = 0  # ticks; the next tick lands on this position
         self._points: deque[tuple[float, float]] = deque(maxlen=self.WINDOW)
         self._late: list[tuple[float, float]] = []  # a run of late ticks at a possible pace
@@ -280,12 +284,27 @@ class MidiClockFit:
             run.clear()
             return []
         run.append(point)
-        if len(run) >= n:
+        if len(run) < n:
+            return []
+        lost = self._lost(run) if run is self._late else 0
+        if lost:
+            self._position += lost
+            self.lost_ticks += lost
+            self._points.extend((t, b + lost / TICKS_PER_BEAT) for t, b in run)
+        else:
             self._points.clear()
             self._points.extend(run)
-            run.clear()
-            self._fit()
+        run.clear()
+        self._fit()
         return []
+
+    def _lost(self, run: list[tuple[float, float]]) -> int:
+        """Ticks lost before `run`: its ticks all late by the same whole number of ticks."""
+        line = self.line
+        assert line is not None
+        late = [(t - line.time_at(b)) * line.bps * TICKS_PER_BEAT for t, b in run]
+        whole = round(late[0])
+        return whole if all(abs(x - whole) < self.LOST_SLACK for x in late) else 0
 
     def _fit(self) -> None:
         pts = np.array(self._points)  # (n, 2): t, beat
