@@ -253,7 +253,7 @@ class MidiInput(_Port):
             message = midi.get_message()
             if message is None:
                 idle = time.perf_counter() - last_seen > IDLE_AFTER_S
-                self._stop.wait(IDLE_POLL_S if idle else POLL_S)
+                time.sleep(IDLE_POLL_S if idle else POLL_S)  # cheaper than an Event's wait
                 continue
             data, delta = message
             last_seen = time.perf_counter()
