@@ -264,10 +264,10 @@ class MidiClockFit:
             possible = interval >= 1.0 / (TICKS_PER_BEAT * self.MAX_TEMPO / 60.0)
             fastest_bps = min(line.bps * self.MAX_SPEEDUP, self.MAX_TEMPO / 60.0)
             if interval < 1.0 / (TICKS_PER_BEAT * fastest_bps):
-                return self._doubt(self._fast, (t, beat), possible, 2 * self.BEND_POINTS)
+                return self._doubt(self._fast, (t, beat), possible, 2 * self.BEND_POINTS, line)
             self._fast.clear()
             if t - line.time_at(beat) > self.LATE_S:
-                return self._doubt(self._late, (t, beat), True, self.BEND_POINTS)
+                return self._doubt(self._late, (t, beat), True, self.BEND_POINTS, line)
         self._late.clear()
         self._fast.clear()
         self._points.append((t, beat))
@@ -276,7 +276,12 @@ class MidiClockFit:
         return []
 
     def _doubt(
-        self, run: list[tuple[float, float]], point: tuple[float, float], possible: bool, n: int
+        self,
+        run: list[tuple[float, float]],
+        point: tuple[float, float],
+        possible: bool,
+        n: int,
+        line: BeatLine,
     ) -> list[SyncEvent]:
         """A tick whose time is not used; `n` in a row at a possible pace are the truth."""
         self.late_ticks += 1
@@ -286,7 +291,7 @@ class MidiClockFit:
         run.append(point)
         if len(run) < n:
             return []
-        lost = self._lost(run) if run is self._late else 0
+        lost = self._lost(run, line) if run is self._late else 0
         if lost:
             self._position += lost
             self.lost_ticks += lost
@@ -298,10 +303,8 @@ class MidiClockFit:
         self._fit()
         return []
 
-    def _lost(self, run: list[tuple[float, float]]) -> int:
+    def _lost(self, run: list[tuple[float, float]], line: BeatLine) -> int:
         """Ticks lost before `run`: its ticks all late by the same whole number of ticks."""
-        line = self.line
-        assert line is not None
         late = [(t - line.time_at(b)) * line.bps * TICKS_PER_BEAT for t, b in run]
         whole = round(late[0])
         return whole if all(abs(x - whole) < self.LOST_SLACK for x in late) else 0
