@@ -195,6 +195,16 @@ class FeatureState {
     if (end > beat) end = beat;
   }
 
+  // The beat until which the human's notes sounding at `beat` last: `beat` if none sounds,
+  // +inf while a live note is held (its note-off not yet seen).
+  double human_until(double beat) const LKJAM_REALTIME {
+    double until = beat;
+    for (const double end : end_[kRoleHuman]) {
+      if (end > until) until = end;
+    }
+    return until;
+  }
+
   // Pitch classes sounding at `beat` (at or after the last fed event) as 12-bit sets: from
   // human and clip together, and from the AI; the rule of feature step 5.
   void sounding(double beat, int* input_bits, int* ai_bits) const LKJAM_REALTIME {

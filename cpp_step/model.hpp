@@ -209,6 +209,7 @@ class StepBase {
   // Samples the pitch head again, among `allowed` pitches only (the state is unchanged).
   virtual int sample_pitch(const SampleParams& p, const bool* allowed) LKJAM_REALTIME = 0;
   virtual void sounding(double beat, int* input_bits, int* ai_bits) const LKJAM_REALTIME = 0;
+  virtual double human_until(double beat) const LKJAM_REALTIME = 0;
   virtual const float* logits(int head) const = 0;
   virtual std::vector<ParamSpec> params() = 0;
   // Call after loading weights: the heads of the reset state depend on them.
@@ -316,6 +317,10 @@ class Model final : public StepBase {
 
   void sounding(double beat, int* input_bits, int* ai_bits) const LKJAM_REALTIME override {
     state_.features.sounding(beat, input_bits, ai_bits);
+  }
+
+  double human_until(double beat) const LKJAM_REALTIME override {
+    return state_.features.human_until(beat);
   }
 
   const float* logits(int head) const override { return state_.logits + kHeadOffsets[head]; }

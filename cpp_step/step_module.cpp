@@ -269,6 +269,11 @@ class Step {
     return py::make_tuple(input_bits, ai_bits);
   }
 
+  double human_until(double beat) const {
+    check_beats("beat", beat);
+    return impl_->human_until(beat);
+  }
+
   py::dict logits() const {
     py::dict out;
     for (int h = 0; h < lkjam::kHeads; ++h) {
@@ -526,6 +531,8 @@ PYBIND11_MODULE(_step, m) {
            "Sample the pitch head again among `allowed` (bool (128,)); the state is unchanged.")
       .def("sounding", &Step::sounding, py::arg("beat"),
            "(human and clip, ai) pitch classes sounding at `beat`, as 12-bit sets.")
+      .def("human_until", &Step::human_until, py::arg("beat"),
+           "The beat until which the human's notes sounding at `beat` last (inf: held).")
       .def("logits", &Step::logits)
       .def("feed_batch", &Step::feed_batch, py::arg("events"), py::arg("conditioning") = py::none())
       .def("get_state", &Step::get_state)

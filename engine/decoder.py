@@ -10,7 +10,8 @@ The engine (wall clock, `lkjam.engine.generator`), offline accompaniment and `lk
 - `plan()` draws the next plan ("AI note at beat b", or None for WAIT) when it is stale.
   With the chord lock on, its pitch is drawn among those that make a chord (a triad or
   seventh chord, `lkjam.engine.metrics.CHORD_TYPES`) with what will sound at its beat, and
-  inside the scale when the scale lock is on;
+  inside the scale when the scale lock is on. In call and response, while `yielding`, an
+  answer never starts over a human note: its onset waits for the human to let go;
 - `commit()` plays the plan: it is fed as an ai event and returned, unless the runaway
   bound refuses it (more than `max_notes_per_beat` AI onsets in a beat), which counts as WAIT
   until the next input.
@@ -59,6 +60,7 @@ class Planner(Protocol):
     def set_pitch_mask(self, mask: np.ndarray | None) -> None: ...
     def sample_pitch(self, temperature: float, top_p: float, allowed: np.ndarray) -> int: ...
     def sounding(self, beat: float) -> tuple[int, int]: ...
+    def human_until(self, beat: float) -> float: ...
     def feed(self, beat: float, role: int, pitch: int, velocity: int, duration: float) -> None: ...
     def note_off(self, role: int, pitch: int, beat: float) -> None: ...
     def predict(
@@ -114,6 +116,7 @@ class Decoder:
         self.temperature = 1.0
         self.top_p = 0.95
         self.chord_lock = True
+        self.yielding = True  # call and response: answers wait for the human to let go
         self.scale: np.ndarray | None = None  # (128,) bool: the scale lock's pitches
         self.mode = "accompany"
         self.density = 0.5
@@ -155,8 +158,21 @@ class Decoder:
         return beat
 
     def note_off(self, role: int, pitch: int, beat: float) -> None:
-        if self.started:
-            self.step.note_off(role, pitch, max(beat, self.last_beat))
+        if not self.started:
+            return
+        beat = max(beat, self.last_beat)
+        self.step.note_off(role, pitch, beat)
+        plan = self._plan
+        if plan is not None and plan.beat == math.inf:  # an answer waiting for this release?
+            due = self._yield(beat)
+            pitch = self._chord_pitch(due, plan.pitch) if due < math.inf else plan.pitch
+            self._plan = Note(due, pitch, plan.velocity, plan.duration)
+
+    def _yield(self, beat: float) -> float:
+        """`beat`, or the end of the human notes sounding then (inf while one is held)."""
+        if self.mode != "call_response" or not self.yielding:
+            return beat
+        return max(beat, self.step.human_until(beat))
 
     def lock_scale(self, mask: np.ndarray | None) -> None:
         """AI pitches only inside `mask` ((128,) bool, e.g. `scale_mask`); None: any."""
@@ -171,8 +187,9 @@ class Decoder:
             if p.wait:
                 self._plan = None
             else:
-                beat = self.last_beat + p.shift
-                self._plan = Note(beat, self._chord_pitch(beat, p.pitch), p.velocity, p.duration)
+                beat = self._yield(self.last_beat + p.shift)
+                pitch = self._chord_pitch(beat, p.pitch) if beat < math.inf else p.pitch
+                self._plan = Note(beat, pitch, p.velocity, p.duration)
         return self._plan
 
     def _chord_pitch(self, beat: float, pitch: int) -> int:

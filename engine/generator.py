@@ -41,7 +41,6 @@ log = logging.getLogger("lkjam.engine")
 COMMIT_S = 0.004  # plans and clip notes this close to their time are committed
 INBOX_SIZE = 256  # socket -> generator messages
 HISTORY = 64  # recent events, replayed into a hot-swapped model
-PHRASE_GAP_BEATS = 1.0  # call_response: silence after which the human's phrase has ended
 FORCE_ANSWER_BIAS = -30.0  # wait bias for the first note of an answer: it must come
 LATE_S = 0.1  # an AI note this late is fed but not sent
 IDLE_S = 0.05  # longest sleep without anything due
@@ -62,8 +61,8 @@ class Controls:
     density: float = 0.5  # 0.5 = the model's own rate (lkjam.engine.decoder.density_target)
     voices: float = 0.0  # AI notes per onset; 0 = the model's own
     style: str = "default"
-    turn_bars: int = 2  # call_response: longest answer, bars
-    cycle_bars: int = 0  # call_response: 0 = phrase-end detection, N = fixed cycles
+    turn_bars: int = 2  # call_response: bars of a handed-over turn
+    cycle_bars: int = 0  # call_response: 0 = the model takes its turns, N = fixed cycles
     trigger_note: int = -1  # call_response: pitch that hands over the turn; -1 = none
     scale_lock: bool = True  # mask AI pitches to the known scale
     chord_lock: bool = True  # AI pitches make a chord with what sounds (decoder.Decoder.plan)
@@ -168,8 +167,6 @@ class Generator:
         self.answering = False
         self.turn_start = self.turn_end = 0.0
         self.first_of_turn = False
-        self.phrase_notes = 0
-        self.last_human_beat = -math.inf
         self.late = 0
         self.seed = seed
         self._configure_step(seed)
@@ -344,8 +341,6 @@ class Generator:
             self._end_turn()  # the human barges in: the AI yields
         self.held.add(pitch)
         self._feed(beat, ROLE_HUMAN, pitch, velocity, 0.0)
-        self.phrase_notes += 1
-        self.last_human_beat = beat
 
     def _trigger(self, t: float) -> None:
         if self.playing and not self.answering and self.controls.cycle_bars == 0:
@@ -451,8 +446,10 @@ class Generator:
     # ---- planning and committing ---------------------------------------------------
 
     def _may_play(self) -> bool:
-        mode = self.controls.mode
-        return mode == "accompany" or (mode == "call_response" and self.answering)
+        c = self.controls
+        if c.mode == "call_response" and (c.cycle_bars > 0 or c.trigger_note >= 0):
+            return self.answering  # the musician gives the turns
+        return c.mode in ("accompany", "call_response")  # the model takes its turns
 
     def _plan(self) -> Note | None:
         """The decoder's plan, drawn now if stale, under the turn gate; None: nothing to play."""
@@ -546,9 +543,6 @@ class Generator:
             return
         if self.answering and now_beat >= self.turn_end:
             self._end_turn()
-        phrase_over = now_beat - self.last_human_beat >= PHRASE_GAP_BEATS
-        if not self.answering and self.phrase_notes and not self.held and phrase_over:
-            self._start_turn(now_beat)
 
     def _start_turn(self, beat: float, end: float | None = None) -> None:
         bar = 4.0 * self.meter[0] / self.meter[1]
@@ -556,15 +550,15 @@ class Generator:
         self.first_of_turn = True
         self.turn_start = beat
         self.turn_end = end if end is not None else beat + self.controls.turn_bars * bar
-        self.phrase_notes = 0
+        self.decoder.yielding = False  # a turn handed over: the AI plays even over held keys
         if self.decoder.started:
             self.decoder.replan()
 
     def _end_turn(self) -> None:
         if self.answering:
             self.answering = False
+            self.decoder.yielding = True
             self.decoder.drop_plan()
-            self.phrase_notes = 0
 
     # ---- status --------------------------------------------------------------------
 

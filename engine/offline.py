@@ -48,6 +48,7 @@ def accompany(
     scale: tuple[int, Sequence[int]] | None = None,
     pitch_mask: np.ndarray | None = None,
     chord_lock: bool = True,
+    yielding: bool = True,
     max_notes_per_beat: int = MAX_NOTES_PER_BEAT,
     end_beat: float | None = None,
 ) -> np.ndarray:
@@ -67,6 +68,7 @@ def accompany(
     scale: (root pitch class, intervals) to condition on a known key, as Live's scale.
     pitch_mask: (128,) bool, the pitches the AI may play (e.g. `scale_mask(...)`).
     chord_lock: AI pitches make a chord with what sounds (`Decoder.plan`).
+    yielding: in call and response, answers wait for the human to let go (`Decoder.plan`).
     max_notes_per_beat: the runaway bound of `Decoder.commit`.
     end_beat: no AI note starts at or after it; default one bar after the input ends.
     """
@@ -86,7 +88,8 @@ def accompany(
         step, own_density=own_density, own_voices=own_voices, max_notes_per_beat=max_notes_per_beat
     )
     decoder.lock_scale(pitch_mask)
-    decoder.temperature, decoder.top_p, decoder.chord_lock = temperature, top_p, chord_lock
+    decoder.temperature, decoder.top_p = temperature, top_p
+    decoder.chord_lock, decoder.yielding = chord_lock, yielding
     decoder.restart()
     decoder.condition(mode, density, voices)
 

@@ -218,10 +218,15 @@ MESSAGES: dict[str, MessageSpec] = {
                 required=False,
             ),
             "style": Field("str", "model style name (a file in the styles dir)", required=False),
-            "turn_bars": _int("call_response: bars the AI may answer for", 1, 64, required=False),
+            "turn_bars": _int(
+                "call_response: bars a handed-over turn (trigger note, pedal) lasts",
+                1,
+                64,
+                required=False,
+            ),
             "cycle_bars": _int(
-                "call_response: 0 = answer at the human's phrase end; N = fixed cycles of N "
-                "bars whose last `turn_bars` belong to the AI",
+                "call_response: 0 = the model takes its turns (answers wait for the human to "
+                "let go); N = fixed cycles of N bars whose last `turn_bars` belong to the AI",
                 0,
                 128,
                 required=False,

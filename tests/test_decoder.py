@@ -95,3 +95,12 @@ def test_chord_mask_falls_back_to_the_input_when_the_ai_already_clashes() -> Non
     clash = chord_mask(e, c | cs)  # C, C# and E already clash: fit the melody alone
     assert clash is not None and clash[61] and clash[67]
     assert chord_mask(c | cs | (1 << 2), 0) is None  # a cluster in the input: no lock at all
+
+
+def test_an_answer_waits_for_the_human_to_let_go_only_in_call_and_response() -> None:
+    melody = make_events([0.0], [2.0], [64], [90], ["human"])  # E4 for two beats
+    for mode, first in (("call_response", 2.0), ("accompany", 0.5)):
+        planner = ScriptedPlanner(after_input=Plan(wait=False, shift=0.5, pitch=60))
+        planner.human_end = 2.0
+        ai = accompany(planner, melody, mode=mode, end_beat=2.1, chord_lock=False)
+        assert float(ai["beat"][0]) == first, mode

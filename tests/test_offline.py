@@ -36,6 +36,7 @@ class ScriptedPlanner:
     last_role: int = H
     conditioning: tuple[int, float, float] | None = None
     sounding_bits: tuple[int, int] = (0, 0)  # what `sounding` reports: nothing sounds
+    human_end: float = -1.0  # what `human_until` reports: no human note sounds
     redrawn: list[np.ndarray] = field(default_factory=list)  # `allowed` of each sample_pitch
 
     def reset(self) -> None:
@@ -61,6 +62,9 @@ class ScriptedPlanner:
 
     def sounding(self, beat: float) -> tuple[int, int]:
         return self.sounding_bits
+
+    def human_until(self, beat: float) -> float:
+        return max(beat, self.human_end)
 
     def sample_pitch(self, temperature: float, top_p: float, allowed: np.ndarray) -> int:
         self.redrawn.append(allowed.copy())

@@ -14,7 +14,8 @@ Figures, per set and overall:
   Markov chain's and of the rule harmonizer's (lkjam.training.rule_harmonizer). The model
   and the chain accompany the held-out input by the engine's own decoding rule
   (lkjam.engine.decoder via lkjam.engine.offline), in the mode of the set (accompany, or
-  call and response) and at Density 0.5, with no other help. Harmony figures (NiCR, chord
+  call and response) and at Density 0.5, with the decoder's chord lock and yielding as the
+  engine plays them (`--no-locks`: the model alone). Harmony figures (NiCR, chord
   fit, doubling, pitch-class entropy, coverage, above) pool the two harmonization sets;
   overlap, answer delay and answer length come from the call-and-response set, measured
   against the human part only;
@@ -70,6 +71,7 @@ class Sampling:
     density: float = 0.5  # the Density control
     own_density: float = 2.0  # the model's own accompaniment (ModelMeta)
     own_voices: float = 2.0
+    locks: bool = True  # the decoder's chord lock and call-and-response yielding
 
 
 @dataclass
@@ -137,6 +139,8 @@ def accompaniments(
             own_voices=sampling.own_voices,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
+            chord_lock=sampling.locks,
+            yielding=sampling.locks,
             seed=sampling.seed + i + 1000 * seed_offset,
             numerator=ex.numerator,
             denominator=ex.denominator,
@@ -405,6 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=Sampling.temperature)
     p.add_argument("--top-p", type=float, default=Sampling.top_p)
     p.add_argument("--seed", type=int, default=Sampling.seed)
+    p.add_argument(
+        "--no-locks",
+        action="store_true",
+        help="the model alone: no chord lock, and answers may start over the human's notes",
+    )
     p.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of {list(SETS)}")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -444,6 +453,7 @@ def main(argv: Sequence[str]) -> int:
         args.seed,
         own_density=model.meta.density,
         own_voices=model.meta.voices,
+        locks=not args.no_locks,
     )
     model_name = f"{model.path} ({model.meta.topology}, style {model.meta.style})"
     if args.midi is not None:

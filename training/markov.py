@@ -176,7 +176,7 @@ class MarkovStep:
         self.rng = np.random.default_rng(0)
         self.mask: np.ndarray | None = None
         self.last: tuple[int, int, int, int, int] | None = None  # role, phase, pitch, vel, dur
-        self.ends: dict[tuple[bool, int], float] = {}  # (is ai, pitch) -> beat it stops sounding
+        self.ends: dict[tuple[int, int], float] = {}  # (role, pitch) -> beat it stops sounding
 
     def reset(self) -> None:
         self.last = None
@@ -198,17 +198,21 @@ class MarkovStep:
         pass  # the chain is not conditioned: it plays at the rate it was fitted on
 
     def note_off(self, role: int, pitch: int, beat: float) -> None:
-        key = (role == _step.ROLE_AI, pitch)
-        if key in self.ends:
-            self.ends[key] = min(self.ends[key], beat)
+        if (role, pitch) in self.ends:
+            self.ends[role, pitch] = min(self.ends[role, pitch], beat)
 
     def sounding(self, beat: float) -> tuple[int, int]:
         """As Step.sounding: (human and clip, ai) pitch classes sounding at `beat`."""
         bits = [0, 0]
-        for (is_ai, pitch), end in self.ends.items():
+        for (role, pitch), end in self.ends.items():
             if end > beat:
-                bits[is_ai] |= 1 << (pitch % 12)
+                bits[role == _step.ROLE_AI] |= 1 << (pitch % 12)
         return bits[0], bits[1]
+
+    def human_until(self, beat: float) -> float:
+        """As Step.human_until: when the human's notes sounding at `beat` end."""
+        ends = [e for (role, _), e in self.ends.items() if role == _step.ROLE_HUMAN]
+        return max([beat, *ends])
 
     def sample_pitch(self, temperature: float, top_p: float, allowed: np.ndarray) -> int:
         assert self.last is not None, "sample_pitch before any feed"
@@ -221,7 +225,7 @@ class MarkovStep:
 
     def feed(self, beat: float, role: int, pitch: int, velocity: int, duration: float) -> None:
         dur = 0.0 if role == _step.ROLE_HUMAN else duration
-        self.ends[(role == _step.ROLE_AI, pitch)] = beat + duration if duration > 0 else math.inf
+        self.ends[role, pitch] = beat + duration if duration > 0 else math.inf
         phase = int(_phase(np.array([beat]))[0])
         self.last = (role, phase, pitch, min(velocity, 127) // 8, _step.duration_bin(dur))
 
