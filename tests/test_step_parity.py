@@ -75,10 +75,16 @@ def chorale_stream(n: int) -> np.ndarray:
 def test_cpp_step_matches_pytorch(reference: JamGRU, loaded: _step.Step, make_stream) -> None:
     events = make_stream(N_EVENTS)
     assert len(events) == N_EVENTS
+    # Conditioning that changes along the stream, as training labels it (encoding v2).
+    rng = np.random.default_rng(3)
+    cond = np.stack(
+        [rng.integers(0, 2, N_EVENTS), rng.uniform(0, 8, N_EVENTS), rng.uniform(0, 4, N_EVENTS)],
+        axis=1,
+    )
     loaded.reset()
-    got = loaded.feed_batch(events)
+    got = loaded.feed_batch(events, cond)
     with torch.no_grad():
-        want, _ = reference(torch.from_numpy(_step.encode(events))[None])
+        want, _ = reference(torch.from_numpy(_step.encode(events, conditioning=cond))[None])
     for head in HEADS:
         expected = want[head][0].numpy()
         assert got[head].shape == expected.shape
@@ -90,6 +96,7 @@ def test_cpp_step_matches_pytorch(reference: JamGRU, loaded: _step.Step, make_st
 def test_single_feed_path_matches_too(reference: JamGRU, loaded: _step.Step) -> None:
     events = chorale_stream(300)
     loaded.reset()
+    loaded.set_conditioning(0, 0.0, 0.0)  # reset keeps it, and feed_batch above set rows
     for e in events:
         loaded.feed(float(e["beat"]), int(e["role"]), int(e["pitch"]), int(e["vel"]),
                     float(e["dur"]))  # fmt: skip
