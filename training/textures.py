@@ -52,19 +52,10 @@ def _held(times: list[float], t1: float) -> list[tuple[float, float]]:
     return [(t, (times[i + 1] if i + 1 < len(times) else t1) - t) for i, t in enumerate(times)]
 
 
-def _block(
-    t0: float, t1: float, bar: float, upper: list[int], bass: int, step: float
-) -> list[Note]:
+def _struck(times: list[float], t1: float, upper: list[int], bass: int) -> list[Note]:
+    """Chord and bass struck at each of `times`, held until the next (the last until t1)."""
     out: list[Note] = []
-    for t, d in _held(_beats(t0, t1, step), t1):
-        out.append((t, d, bass, BASS_VOICE))
-        out += [(t, d, p, UPPER_VOICE) for p in upper]
-    return out
-
-
-def _pad(t0: float, t1: float, bar: float, upper: list[int], bass: int) -> list[Note]:
-    out: list[Note] = []
-    for t, d in _held(_strikes(t0, t1, bar), t1):
+    for t, d in _held(times, t1):
         out.append((t, d, bass, BASS_VOICE))
         out += [(t, d, p, UPPER_VOICE) for p in upper]
     return out
@@ -101,9 +92,11 @@ def _alberti(t0: float, t1: float, bar: float, upper: list[int], bass: int) -> l
 
 
 _REALIZERS: dict[str, Callable[[float, float, float, list[int], int], list[Note]]] = {
-    "block": lambda t0, t1, bar, up, bass: _block(t0, t1, bar, up, bass, 1.0),
-    "half": lambda t0, t1, bar, up, bass: _block(t0, t1, bar, up, bass, 2.0 if bar != 3 else 3.0),
-    "pad": _pad,
+    "block": lambda t0, t1, bar, up, bass: _struck(_beats(t0, t1, 1.0), t1, up, bass),
+    "half": lambda t0, t1, bar, up, bass: _struck(
+        _beats(t0, t1, 2.0 if bar != 3 else 3.0), t1, up, bass
+    ),
+    "pad": lambda t0, t1, bar, up, bass: _struck(_strikes(t0, t1, bar), t1, up, bass),
     "oompah": _oompah,
     "arpeggio": _arpeggio,
     "alberti": _alberti,
