@@ -8,6 +8,11 @@ The copy is staged next to the target, verified file by file (SHA-256) and only 
 swapped in, so Live never sees a half-written script. Installing twice is harmless:
 an identical copy is left alone, a stale or damaged one is replaced.
 
+It also records how to start the engine on this machine in LKJam/engine_command.json
+(the absolute path of this environment's `lkjam`, or this Python with `-m lkjam`, then
+`engine`): the control surface starts that command itself when no engine answers, so
+opening Live is enough. `--uninstall` removes it with the script.
+
 This file also runs on its own (`python3 install.py`, which is what the double-click
 installers in this folder do) on any Python 3.7+, from a source checkout or an
 installed lkjam: the script sits at ../remote_script/LKJam in both layouts.
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -27,14 +34,16 @@ from pathlib import Path
 SCRIPT_NAME = "LKJam"  # the folder name is the name Live lists under Control Surface
 SOURCE = Path(__file__).resolve().parents[1] / "remote_script" / SCRIPT_NAME
 MARKER = "lkjam"  # text found in our __init__.py; we never delete a folder without it
+ENGINE_FILE = "engine_command.json"  # read by remote_script/LKJam/autostart.py
 
 NEXT_STEPS = """\
 Next steps:
   1. Restart Ableton Live (it reads Remote Scripts at startup).
   2. Settings (Live 11: Preferences) > Link, Tempo & MIDI > Control Surface: "{name}"
      (leave its Input and Output at "None").
-  3. Start the engine in a terminal:  lkjam engine
-     Live's status bar says "lkjam: connected to the engine".
+  3. Nothing to start: the control surface starts the engine when none answers
+     ("lkjam: starting the engine...", then "lkjam: engine ... ready").
+     (Or start it yourself in a terminal first: lkjam engine.)
   4. Route the MIDI tracks as docs/ableton-setup.md describes
      (a track out to "lkjam in", the AI track in from "lkjam out", with an instrument).
 """
@@ -81,6 +90,36 @@ def verify(target: Path, expected: dict[str, str]) -> list[str]:
     return problems
 
 
+def engine_command() -> list[str] | None:
+    """How to start the engine from this environment, with absolute paths (Live does not
+    see a terminal's PATH); None when lkjam is not installed in this Python."""
+    python = os.path.abspath(sys.executable)  # not resolved: a venv's python stays its own
+    folder = os.path.dirname(python)
+    if sys.platform.startswith("win"):
+        candidates = [
+            os.path.join(folder, "lkjam.exe"),
+            os.path.join(folder, "Scripts", "lkjam.exe"),
+        ]
+    else:
+        candidates = [os.path.join(folder, "lkjam")]
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return [candidate, "engine"]
+    if importlib.util.find_spec("lkjam") is not None:
+        return [python, "-m", "lkjam", "engine"]
+    return None
+
+
+def write_engine_file(target: Path, command: list[str]) -> Path:
+    """Write LKJam/engine_command.json (atomically); returns its path."""
+    path = target / ENGINE_FILE
+    data = {"command": command, "written_by": "lkjam install"}
+    staging = path.with_name(ENGINE_FILE + ".tmp")
+    staging.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(staging, path)
+    return path
+
+
 def install(dest: Path, source: Path = SOURCE) -> str:
     """Install into dest/LKJam; returns what happened, in a sentence."""
     expected = source_files(source)
@@ -110,11 +149,28 @@ def install(dest: Path, source: Path = SOURCE) -> str:
     return f"installed {target} ({len(expected)} files, SHA-256 verified)"
 
 
+def record_engine(dest: Path) -> str:
+    """Write the engine command beside the installed script; says what it did."""
+    target = dest / SCRIPT_NAME
+    command = engine_command()
+    if command is None:
+        return (
+            "lkjam is not installed in this Python, so Live cannot start the engine itself: "
+            "run `lkjam install` from the environment that has lkjam, or start "
+            "`lkjam engine` before Live"
+        )
+    path = write_engine_file(target, command)
+    return f"Live starts the engine with: {' '.join(command)}  (recorded in {path})"
+
+
 def uninstall(dest: Path) -> str:
     target = dest / SCRIPT_NAME
     if not target.exists():
         return f"nothing to remove: {target} does not exist"
     _check_ours(target)
+    engine_file = target / ENGINE_FILE
+    if engine_file.exists():
+        engine_file.unlink()  # the engine command goes first, so Live never starts a stale one
     shutil.rmtree(target)
     return f"removed {target}"
 
@@ -175,6 +231,7 @@ def main(argv: Sequence[str]) -> int:
             print("Restart Live; choose another Control Surface if LKJam was selected.")
         else:
             print(install(dest))
+            print(record_engine(dest))
             print(NEXT_STEPS.format(name=SCRIPT_NAME))
     except (InstallError, OSError) as exc:
         print(f"lkjam install: {exc}", file=sys.stderr)

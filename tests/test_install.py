@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from lkjam.installers import install
 from lkjam.remote_script.fake_live.driver import FakeLive
+from lkjam.remote_script.LKJam import autostart
 
 from lkjam.cli import main as lkjam_main
 
@@ -27,7 +29,7 @@ def test_install_twice_verify_then_uninstall(
     expected = install.source_files()
     assert {"__init__.py", "surface.py", "zmtp.py"} <= set(expected)
     assert install.verify(target, expected) == []
-    assert sorted(p.name for p in target.iterdir()) == sorted(expected)
+    assert sorted(p.name for p in target.iterdir()) == sorted([*expected, install.ENGINE_FILE])
 
     assert install.main(["--dest", str(dest)]) == 0
     assert "already installed and up to date" in capsys.readouterr().out
@@ -37,6 +39,52 @@ def test_install_twice_verify_then_uninstall(
     assert not target.exists() and dest.is_dir()
     assert install.main(["--dest", str(dest), "--uninstall"]) == 0
     assert "nothing to remove" in capsys.readouterr().out
+
+
+def test_install_records_the_engine_command_and_uninstall_removes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert install.main(["--dest", str(tmp_path)]) == 0
+    path = tmp_path / "LKJam" / install.ENGINE_FILE
+    data = json.loads(path.read_text(encoding="utf-8"))
+    command = data["command"]
+    assert command[-1] == "engine" and "Live starts the engine with" in capsys.readouterr().out
+    assert os.path.isabs(command[0]) and os.access(command[0], os.X_OK)  # Live has no PATH
+    # The very command the control surface will run exists and is lkjam's engine.
+    probe = subprocess.run(
+        [*command, "--help"], capture_output=True, text=True, timeout=60, env=_no_venv_env()
+    )
+    assert probe.returncode == 0 and "--endpoint" in probe.stdout, probe.stderr
+    # The script reads it with its own (stdlib) reader.
+    assert autostart.read_engine_file(str(path))["command"] == command
+
+    path.write_text('{"command": ["stale"]}')  # an older environment's: reinstall replaces it
+    assert install.main(["--dest", str(tmp_path)]) == 0
+    assert json.loads(path.read_text(encoding="utf-8"))["command"] == command
+
+    assert install.main(["--dest", str(tmp_path), "--uninstall"]) == 0
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_without_lkjam_no_command_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python3"))
+    monkeypatch.setattr(install.importlib.util, "find_spec", lambda name: None)
+    assert install.engine_command() is None
+    assert "start `lkjam engine` before Live" in install.record_engine(tmp_path)
+    (tmp_path / "bin").mkdir()
+    lkjam = tmp_path / "bin" / ("lkjam.exe" if sys.platform.startswith("win") else "lkjam")
+    lkjam.write_text("#!/bin/sh\n")
+    lkjam.chmod(0o755)
+    assert install.engine_command() == [str(lkjam), "engine"]
+
+
+def _no_venv_env() -> dict[str, str]:
+    """Live's environment: no activated venv, a minimal PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = "/usr/bin:/bin"
+    return env
 
 
 def test_a_damaged_or_stale_copy_is_replaced(tmp_path: Path) -> None:
@@ -90,6 +138,7 @@ def test_the_installed_copy_runs_in_live(tmp_path: Path, monkeypatch: pytest.Mon
     live.add_midi_track("AI [ai]")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("LKJAM_ENGINE", "127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("LKJAM_AUTOSTART", "0")  # the recorded engine is not started here
     try:
         package = importlib.import_module("LKJam")
         assert Path(str(package.__file__)).parent == tmp_path / "LKJam"
@@ -97,6 +146,7 @@ def test_the_installed_copy_runs_in_live(tmp_path: Path, monkeypatch: pytest.Mon
         for _ in range(3):
             surface.update_display()
         assert surface.listener_count > 0
+        assert surface.engine_process is None
         surface.disconnect()
         assert surface.listener_count == 0
         assert not any("tick failed" in line for line in live.c_instance.log)

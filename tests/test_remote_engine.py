@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import subprocess
@@ -102,3 +104,51 @@ def test_script_and_engine_talk(engine_port: int) -> None:
     errors = [m for m in live.c_instance.messages if m.startswith("lkjam engine:")]
     assert errors == []
     live.disconnect()
+
+
+def test_the_script_starts_the_engine_and_stops_it_on_disconnect(
+    jack_server: JackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No engine runs: the command `lkjam install` records is started by the script,
+    started again after it is killed, and stopped when the script is unloaded."""
+    monkeypatch.delenv("LKJAM_AUTOSTART", raising=False)
+    port = free_port()
+    model = random_model(tmp_path / "random.safetensors", "tiny")
+    command = [sys.executable, "-m", "lkjam", "engine", "--model", str(model)]
+    command += ["--backend", "jack", "--in", f"as-in-{port}", "--out", f"as-out-{port}"]
+    command += ["--styles-dir", str(tmp_path)]  # no --endpoint: the script adds its own
+    engine_file = tmp_path / "engine_command.json"
+    log_path = tmp_path / "engine.log"
+    engine_file.write_text(json.dumps({"command": command, "log": str(log_path)}))
+
+    live = FakeLive()
+    live.add_midi_track("Band", input_routing="lkjam out")
+    surface = live.load_surface(port=port, engine_file=str(engine_file))
+    tick_until(live, lambda: any("ready, model" in m for m in live.c_instance.messages))
+    shown = live.c_instance.messages
+    assert shown.index("lkjam: starting the engine...") < shown.index(
+        "lkjam: connected to the engine"
+    )
+    engine = surface.engine_process
+    assert engine is not None and engine.exit_code() is None
+    assert f"tcp://127.0.0.1:{port}" in engine.command
+    assert surface.client.connects == 1
+
+    # It crashes after it has played: the script says so, starts it again, reconnects.
+    os.kill(engine.pid, signal.SIGKILL)
+    tick_until(live, lambda: sum("ready, model" in m for m in live.c_instance.messages) == 2)
+    assert any("the engine stopped (exit code -9)" in m for m in live.c_instance.messages)
+    assert shown.count("lkjam: starting the engine...") == 2
+    first, engine = engine, surface.engine_process
+    assert engine is not None and engine.pid != first.pid and first.exit_code() == -9
+    assert surface.client.connects == 2
+
+    live.disconnect()
+    deadline = time.monotonic() + 10
+    while engine.exit_code() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.exit_code() == 0, log_path.read_text()  # SIGTERM: a clean stop
+    with pytest.raises(ProcessLookupError):
+        os.kill(engine.pid, 0)  # gone, and reaped
+    log = log_path.read_text()
+    assert "started by the LKJam control surface" in log and "stopping" in log

@@ -8,6 +8,7 @@ set from inside a notification, and flags keep every callback O(1).
 
 import os
 import platform
+import subprocess
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
@@ -15,12 +16,21 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 import Live
 
 from . import messages
+from .autostart import (
+    EngineProcess,
+    autostart_disabled,
+    default_engine_file,
+    default_log_path,
+    is_local,
+    read_engine_file,
+    with_endpoint,
+)
 from .clip import CLIP_ROLES, ClipHandler, alive, clip_location, read_notes, write_clip
 from .controls import ControlsHandler, find_rack
 from .listeners import ListenerRegistry
 from .song import SongHandler
 from .track import TrackHandler
-from .zmtp import DealerClient
+from .zmtp import IDLE, DealerClient
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5678
@@ -28,11 +38,13 @@ MAX_INCOMING_PER_TICK = 16  # engine messages handled per tick; the rest wait...
 INBOX_LIMIT = 256  # ...in a bounded inbox (oldest dropped beyond it)
 MAX_CLIPS_PER_TICK = 4  # clip messages built per tick (each reads a clip's notes)
 MAX_LOGGED_ERRORS = 50
+MAX_ENGINE_STARTS = 3  # engines started per session (after one that ran, then died)
 
 
 # What the status bar says when writing an accompaniment fails, and what to do about it.
 WRITE_ADVICE = "unfreeze the AI track or free a clip slot on it, then turn macro 8 again"
 VERSION_ADVICE = "run lkjam install and restart Live so script and engine match"
+INSTALL_ADVICE = "run lkjam install once so Live can start it, or start lkjam engine"
 
 
 def engine_endpoint() -> Tuple[str, int]:
@@ -59,12 +71,23 @@ def live_version() -> str:
 class LKJam(object):
     """A control surface without controls: Live's state to the engine, and back."""
 
-    def __init__(self, c_instance: Any, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        c_instance: Any,
+        clock: Callable[[], float] = time.perf_counter,
+        engine_file: Optional[str] = None,
+    ) -> None:
         self._c_instance = c_instance
         self._logged: Set[str] = set()
         self._registry = ListenerRegistry(self._log)
         host, port = engine_endpoint()
         self._client = DealerClient(host, port, self._log, on_ready=self._on_ready, clock=clock)
+        # Starting the engine ourselves: only for a local endpoint, never a remote host.
+        self._engine_file = engine_file or default_engine_file()
+        self._autostart = is_local(host) and not autostart_disabled()
+        self._engine: Optional[EngineProcess] = None
+        self._engine_answered = False  # the engine we started got as far as a handshake
+        self._engine_starts = 0
         self._song = SongHandler(
             c_instance.song(), self._registry, self._structure_changed, self._clips_changed, clock
         )
@@ -99,6 +122,10 @@ class LKJam(object):
             self._send("bye", {})
             self._client.flush_blocking(0.1)
         self._client.close()
+        engine = self._engine
+        if engine is not None and engine.exit_code() is None:
+            self._log("stopping the engine this script started (pid %d)" % engine.pid)
+            engine.stop()
         for handler in list(self._clips.values()):
             handler.close()
         self._clips.clear()
@@ -168,6 +195,11 @@ class LKJam(object):
     def listener_count(self) -> int:
         return len(self._registry)
 
+    @property
+    def engine_process(self) -> Optional[EngineProcess]:
+        """The engine this script started, if it started one."""
+        return self._engine
+
     # -- the tick ----------------------------------------------------------------
 
     def _tick(self) -> None:
@@ -175,6 +207,8 @@ class LKJam(object):
         received = self._client.poll()
         if was_connected and not self._client.connected:
             self._show("lkjam: engine connection lost, reconnecting")
+        if not self._client.connected:
+            self._check_engine()
         if len(self._inbox) + len(received) > INBOX_LIMIT:
             self._log_once("engine messages arrive faster than ticks; oldest dropped")
         self._inbox.extend(received)
@@ -232,8 +266,66 @@ class LKJam(object):
         self._log_once("clip at track %d slot %d unreadable: %s" % (key[0], key[1], exc))
         self._clips_dirty = True
 
+    # -- the engine this script starts ---------------------------------------------
+
+    def _check_engine(self) -> None:
+        """Not connected: did our engine exit? Should we start one? (No blocking call.)"""
+        engine = self._engine
+        if engine is not None:
+            code = engine.exit_code()
+            if code is None:
+                return  # still starting up; the client keeps retrying
+            self._engine = None
+            self._log(
+                "the engine this script started exited with code %d; its log: %s"
+                % (code, engine.log_path)
+            )
+            self._show("lkjam: the engine stopped (exit code %d); see %s" % (code, engine.log_path))
+            if not self._engine_answered:
+                self._autostart = False  # it fails on its own: starting it again would loop
+            return
+        # Start only once a connection attempt has failed: a running engine is used.
+        if self._autostart and self._client.state == IDLE and self._client.attempts > 0:
+            self._start_engine()
+
+    def _start_engine(self) -> None:
+        self._autostart = False  # until this start is known to work
+        path = self._engine_file
+        if not os.path.isfile(path):
+            self._log("no engine at %s and no %s: not starting one" % (self._client.endpoint, path))
+            self._show("lkjam: no engine running; " + INSTALL_ADVICE)
+            return
+        try:
+            settings = read_engine_file(path)
+        except (OSError, ValueError) as exc:
+            self._log("cannot read %s: %s" % (path, exc))
+            self._show("lkjam: cannot read the engine command; " + INSTALL_ADVICE)
+            return
+        command = with_endpoint(
+            settings["command"], self._client.host, self._client.port, DEFAULT_PORT
+        )
+        log_path = settings["log"] or default_log_path()
+        try:
+            engine = EngineProcess(command, log_path)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            self._log("could not start the engine (%s): %s" % (" ".join(command), exc))
+            self._show("lkjam: could not start the engine (%s); %s" % (exc, INSTALL_ADVICE))
+            return
+        self._engine = engine
+        self._engine_answered = False
+        self._engine_starts += 1
+        self._autostart = self._engine_starts < MAX_ENGINE_STARTS
+        self._client.retry_soon()
+        self._log(
+            "started the engine (pid %d): %s; its log: %s"
+            % (engine.pid, " ".join(command), log_path)
+        )
+        self._show("lkjam: starting the engine...")
+
     def _on_ready(self) -> None:
         """Connected (again): introduce ourselves, then everything is news."""
+        if self._engine is not None:
+            self._engine_answered = True
         self._send(
             "hello",
             {

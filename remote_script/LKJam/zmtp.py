@@ -339,6 +339,12 @@ class DealerClient(object):
                 self._lost("socket error on %s: %s" % (self.endpoint, _reason(exc)), quiet=False)
         return received
 
+    def retry_soon(self) -> None:
+        """Forget the backoff: the engine may be about to appear (we just started it)."""
+        self._backoff = self._backoff_min
+        if self.state == IDLE:
+            self._next_attempt = min(self._next_attempt, self._clock() + self._backoff_min)
+
     def close(self) -> None:
         """Close now (idempotent); poll() would reconnect, so stop polling afterwards."""
         if self._sock is not None:

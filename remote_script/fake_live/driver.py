@@ -19,7 +19,7 @@ import importlib
 import os
 import sys
 import time
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 FAKE_LIVE_DIR = os.path.dirname(os.path.abspath(__file__))
 TICK_SECONDS = 0.1  # Live's update_display period
@@ -143,6 +143,7 @@ class FakeLive:
         port: int = 5678,
         clock: Optional[Callable[[], float]] = None,
         package: str = "lkjam.remote_script.LKJam",
+        engine_file: Optional[str] = None,
     ) -> Any:
         """Import the real script and create it as Live does (create_instance).
 
@@ -150,15 +151,20 @@ class FakeLive:
         (tests use it to step through heartbeats and backoff without waiting).
         `package` is "LKJam" where the script is imported the way Live does, from a
         Remote Scripts folder on sys.path (without lkjam installed, e.g. on Python 3.7).
+        `engine_file` replaces the engine command file `lkjam install` writes beside the
+        script (the surface starts that engine when none answers).
         """
         os.environ["LKJAM_ENGINE"] = "%s:%d" % (host, port)
         try:
             script = importlib.import_module(package)
-            if clock is None:
+            if clock is None and engine_file is None:
                 self.surface = script.create_instance(self.c_instance)
             else:
                 surface = importlib.import_module(package + ".surface")
-                self.surface = surface.LKJam(self.c_instance, clock=clock)
+                options: Dict[str, Any] = {"engine_file": engine_file}
+                if clock is not None:
+                    options["clock"] = clock
+                self.surface = surface.LKJam(self.c_instance, **options)
         finally:
             del os.environ["LKJAM_ENGINE"]
         return self.surface
