@@ -191,3 +191,12 @@ def test_the_endpoint_is_passed_on_unless_default() -> None:
     assert autostart.with_endpoint(mine, "127.0.0.1", 6000, 5678) == mine
     assert autostart.is_local("localhost") and autostart.is_local("[::1]")
     assert not autostart.is_local("192.0.2.1")
+
+
+def test_the_engine_does_not_inherit_lives_python_settings() -> None:
+    live_env = {"PATH": "/usr/bin", "PYTHONHOME": "/Applications/Live.app/Python"}
+    live_env |= {"PYTHONPATH": "x", "__PYVENV_LAUNCHER__": "y", "JACK_DEFAULT_SERVER": "j"}
+    assert autostart.child_environment(live_env) == {
+        "PATH": "/usr/bin",
+        "JACK_DEFAULT_SERVER": "j",
+    }

@@ -93,6 +93,16 @@ def _open_log(path: str) -> Any:
     return open(path, "ab")
 
 
+# Set by an embedding or a launcher, they would point the engine's Python at Live's.
+FOREIGN_PYTHON_VARIABLES = ("PYTHONHOME", "PYTHONPATH", "PYTHONEXECUTABLE", "__PYVENV_LAUNCHER__")
+
+
+def child_environment(environ: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """Live's environment, minus what would make the engine's Python load Live's."""
+    source = os.environ if environ is None else environ
+    return {k: v for k, v in source.items() if k not in FOREIGN_PYTHON_VARIABLES}
+
+
 def _spawn_options() -> Dict[str, Any]:
     """Detached from Live: no console window on Windows, its own session elsewhere."""
     if sys.platform.startswith("win"):
@@ -129,6 +139,7 @@ class EngineProcess(object):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 close_fds=True,
+                env=child_environment(),
                 **_spawn_options(),
             )
         finally:
