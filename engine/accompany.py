@@ -18,24 +18,10 @@ import mido
 import numpy as np
 from lkjam.engine import metrics
 from lkjam.engine.events import ROLES
+from lkjam.engine.keys import parse_key
 from lkjam.engine.midi_file import MidiFileError, read_midi, write_midi
 from lkjam.engine.model_file import ModelFileError, load_model, resolve_style
 from lkjam.engine.offline import accompany
-
-MAJOR = (0, 2, 4, 5, 7, 9, 11)
-MINOR = (0, 2, 3, 5, 7, 8, 10)
-_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-
-
-def parse_key(text: str) -> tuple[int, tuple[int, ...]]:
-    """A key as mido and music notation write it ("C", "F#m", "Bb", "Ebm") -> (root, scale)."""
-    name = text.strip()
-    minor = name.endswith("m")
-    body = name[:-1] if minor else name
-    if not body or body[0].upper() not in _LETTERS or body[1:] not in ("", "#", "b"):
-        raise ValueError(f"key {text!r} is not a key like C, F#m or Bb")
-    root = (_LETTERS[body[0].upper()] + {"": 0, "#": 1, "b": -1}[body[1:]]) % 12
-    return root, MINOR if minor else MAJOR
 
 
 def tempo_markers(conductor: Sequence[tuple[float, mido.MetaMessage]]) -> list[tuple[float, str]]:

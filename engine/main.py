@@ -22,6 +22,7 @@ from typing import Any
 from lkjam.engine import protocol
 from lkjam.engine.generator import Controls, Generator
 from lkjam.engine.jobs import OfflineModels, Worker, accompany_clip
+from lkjam.engine.keys import parse_scale
 from lkjam.engine.model_file import (
     STYLES_DIR,
     LoadedModel,
@@ -37,41 +38,13 @@ from lkjam import __version__
 
 log = logging.getLogger("lkjam.engine")
 
-# Named scales for --scale (semitones above the root).
-SCALES: dict[str, tuple[int, ...]] = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "phrygian": (0, 1, 3, 5, 7, 8, 10),
-    "lydian": (0, 2, 4, 6, 7, 9, 11),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-    "locrian": (0, 1, 3, 5, 6, 8, 10),
-    "harmonic_minor": (0, 2, 3, 5, 7, 8, 11),
-    "pentatonic": (0, 2, 4, 7, 9),
-    "minor_pentatonic": (0, 3, 5, 7, 10),
-    "blues": (0, 3, 5, 6, 7, 10),
-}
-NOTE_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
-
-def parse_scale(text: str) -> tuple[int, tuple[int, ...]]:
-    """ "D dorian", "F# major" or "2:0,2,3,5,7,9,10" -> (root, intervals)."""
+def scale_argument(text: str) -> tuple[int, tuple[int, ...]]:
+    """--scale, parsed by lkjam.engine.keys."""
     try:
-        if ":" in text:
-            root_text, rest = text.split(":", 1)
-            root, intervals = int(root_text), tuple(int(i) for i in rest.split(","))
-        else:
-            note, name = text.split()
-            root = (NOTE_NAMES[note[0].upper()] + note[1:].count("#") - note[1:].count("b")) % 12
-            intervals = SCALES[name.lower()]
-    except (ValueError, KeyError):
-        raise argparse.ArgumentTypeError(
-            f"--scale {text!r}: use 'ROOT NAME' (e.g. 'D dorian'; names: {', '.join(SCALES)}) "
-            "or 'ROOT:I,I,...' with pitch classes 0..11"
-        ) from None
-    if not 0 <= root <= 11 or not all(0 <= i <= 11 for i in intervals):
-        raise argparse.ArgumentTypeError(f"--scale {text!r}: pitch classes must be in 0..11")
-    return root, intervals
+        return parse_scale(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--{exc}") from None
 
 
 class Engine:
@@ -352,7 +325,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--backend", help="MIDI backend: coremidi, alsa, jack or winmm")
     parser.add_argument("--channel", type=int, default=1, choices=range(1, 17), metavar="1..16")
     parser.add_argument(
-        "--scale", type=parse_scale, help="fix the scale, e.g. 'D dorian' (overrides Live's)"
+        "--scale", type=scale_argument, help="fix the scale, e.g. 'D dorian' (overrides Live's)"
     )
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug log lines")

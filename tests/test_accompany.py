@@ -10,8 +10,9 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from lkjam.engine.accompany import main, parse_key, tempo_markers
+from lkjam.engine.accompany import main, tempo_markers
 from lkjam.engine.events import make_events
+from lkjam.engine.keys import parse_key
 from lkjam.engine.midi_file import MidiFileError, read_midi, write_midi
 from lkjam.engine.model_file import ModelMeta, save_model
 from lkjam.engine.pianoroll import PianoRollError, draw

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from lkjam.engine.events import EVENT_DTYPE
+from lkjam.engine.keys import MAJOR, MINOR, key_of
 from tqdm import tqdm
 
 from lkjam import _step
@@ -44,8 +45,6 @@ DATA_VERSION = 2  # 2: folk tunes keep their chords as spans, realized per examp
 _CORPUS_SEED = 20240601
 
 ROLE_HUMAN, ROLE_CLIP, ROLE_AI = 0, 1, 2
-MAJOR = (0, 2, 4, 5, 7, 9, 11)
-MINOR = (0, 2, 3, 5, 7, 8, 10)
 CHORDS_NONE, CHORDS_SYMBOLS, CHORDS_INFERRED = "", "symbols", "inferred"
 _CHORD_KINDS = (CHORDS_NONE, CHORDS_SYMBOLS, CHORDS_INFERRED)
 
@@ -533,15 +532,6 @@ def load_source(
 # Folders of user MIDI files
 
 MIDI_SUFFIXES = (".mid", ".midi")
-_KEY_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-
-
-def _key_from_midi(name: str) -> tuple[int, bool]:
-    """mido key_signature names ('C', 'F#m', 'Bb') -> (root, minor)."""
-    minor = name.endswith("m")
-    base = name[:-1] if minor else name
-    root = _KEY_NAMES[base[0]] + base[1:].count("#") - base[1:].count("b")
-    return root % 12, minor
 
 
 def read_midi(path: Path, human_track: int | None = None) -> Piece:
@@ -552,7 +542,7 @@ def read_midi(path: Path, human_track: int | None = None) -> Piece:
 
     song = read_song(path, human_track)
     ev = song.events
-    root, minor = _key_from_midi(song.key) if song.key else (-1, False)
+    root, minor = key_of(song.key) if song.key else (-1, False)
     return make_piece(
         f"midi/{path.name}",
         ev["beat"],

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from lkjam.engine import metrics
-from lkjam.engine.accompany import parse_key
 from lkjam.engine.events import ROLE_INDEX
+from lkjam.engine.keys import parse_key
 from lkjam.engine.model_file import LoadedModel, ModelFileError, load_model, resolve_style
 from lkjam.engine.offline import accompany
 from lkjam.stylegen import TEXTURES, write_style

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import rtmidi
 
-from lkjam.engine.accompany import parse_key
 from lkjam.engine.events import ROLE_INDEX
+from lkjam.engine.keys import parse_key
 from lkjam.engine.midi_file import read_midi
 from lkjam.engine.ports import BACKENDS
 from lkjam.engine.sync import MIDI_CLOCK, MIDI_START, MIDI_STOP, TICKS_PER_BEAT

@@ -21,11 +21,10 @@ import mido
 import numpy as np
 
 from lkjam.engine.events import make_events
+from lkjam.engine.keys import MAJOR, MINOR
 from lkjam.engine.midi_file import write_midi
 
 TEXTURES = ("block", "arpeggio")
-MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
-MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)
 MAJ, MIN = (0, 4, 7), (0, 3, 7)
 # Chords by degree name: (root above the tonic, triad intervals), and where each may go next
 # (the usual functional moves: predominant -> dominant -> tonic).
@@ -83,7 +82,7 @@ def melody(
     for bar, degree in enumerate(chords):
         pcs = _chord_pcs(key_root, mode, degree)
         tones = in_range[np.isin(in_range % 12, pcs)]
-        scale = MAJOR_SCALE if mode == "major" else MINOR_SCALE
+        scale = MAJOR if mode == "major" else MINOR
         if mode == "minor" and degree == "V":  # the raised seventh of the major V
             scale = (*scale[:-1], 11)
         scale_pitches = in_range[np.isin((in_range - key_root) % 12, scale)]

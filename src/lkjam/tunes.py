@@ -25,15 +25,16 @@ import mido
 import numpy as np
 
 from lkjam.engine.events import make_events
+from lkjam.engine.keys import NOTE_NAMES
+from lkjam.engine.keys import SCALES as KEY_SCALES
 from lkjam.engine.midi_file import write_midi
 
+# The tunes' scales: lkjam's named ones, and a blues as a melody uses it (major plus the
+# blue third and seventh), not the six-note blues scale.
 SCALES: dict[str, tuple[int, ...]] = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "blues": (0, 2, 3, 4, 5, 7, 9, 10, 11),  # major plus the blue third and seventh
+    **{name: KEY_SCALES[name] for name in ("major", "minor", "dorian")},
+    "blues": (0, 2, 3, 4, 5, 7, 9, 10, 11),
 }
-_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 # Key-signature names as mido spells them, by tonic pitch class.
 _MAJOR_KEYS = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _MINOR_KEYS = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm")
@@ -103,9 +104,9 @@ def parse_melody(text: str, bar_beats: float) -> list[tuple[float, float, int]]:
                     raise ValueError(f"bar {number}: a tie into the rest {token!r}")
                 now += dur
                 continue
-            pc = (_LETTERS[match["letter"]] + {None: 0, "#": 1, "b": -1}[match["acc"]]) % 12
+            pc = (NOTE_NAMES[match["letter"]] + {None: 0, "#": 1, "b": -1}[match["acc"]]) % 12
             if match["octave"] is not None:
-                pitch = 12 * (int(match["octave"]) + 1) + _LETTERS[match["letter"]]
+                pitch = 12 * (int(match["octave"]) + 1) + NOTE_NAMES[match["letter"]]
                 pitch += {None: 0, "#": 1, "b": -1}[match["acc"]]
             elif previous is None:
                 raise ValueError(f"bar {number}: the first note {token!r} needs an octave")
