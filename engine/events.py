@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from lkjam import _step
+
 EVENT_DTYPE = np.dtype(
     [
         ("beat", "<f8"),  # onset, song beats
@@ -23,8 +25,9 @@ EVENT_DTYPE = np.dtype(
 )
 assert EVENT_DTYPE.itemsize == 16
 
-ROLES = ("human", "clip", "ai")
-ROLE_INDEX = {name: i for i, name in enumerate(ROLES)}
+# Role names by the numbers the C++ encoding defines (lkjam._step.ROLE_*).
+ROLE_INDEX = {"human": _step.ROLE_HUMAN, "clip": _step.ROLE_CLIP, "ai": _step.ROLE_AI}
+ROLES = tuple(sorted(ROLE_INDEX, key=ROLE_INDEX.__getitem__))
 
 
 def sort_events(events: np.ndarray) -> np.ndarray:

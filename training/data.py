@@ -44,7 +44,7 @@ DATA_VERSION = 2  # 2: folk tunes keep their chords as spans, realized per examp
 # the same pieces (and a larger cap a superset).
 _CORPUS_SEED = 20240601
 
-ROLE_HUMAN, ROLE_CLIP, ROLE_AI = 0, 1, 2
+ROLE_HUMAN, ROLE_CLIP, ROLE_AI = _step.ROLE_HUMAN, _step.ROLE_CLIP, _step.ROLE_AI
 CHORDS_NONE, CHORDS_SYMBOLS, CHORDS_INFERRED = "", "symbols", "inferred"
 _CHORD_KINDS = (CHORDS_NONE, CHORDS_SYMBOLS, CHORDS_INFERRED)
 
