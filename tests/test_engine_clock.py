@@ -245,8 +245,14 @@ def test_one_client_owns_the_transport_until_it_leaves_or_falls_silent() -> None
     context = zmq.Context()
     dealers: dict[bytes, zmq.Socket[bytes]] = {}
     encode = {kind: protocol.encode(kind, **MESSAGES[kind].example) for kind in MESSAGES}
+
+    def on_message(rid: bytes, m: dict[str, Any]) -> None:
+        got.append((rid, m["type"]))
+
+    # A long handover, so that a slow machine never hands over by itself: the test makes
+    # the owner fall silent by moving its last snapshot back.
     try:
-        with Server(endpoint, on_message=lambda rid, m: got.append((rid, m["type"]))) as server:
+        with Server(endpoint, on_message=on_message, transport_handover_s=60.0) as server:
             for name in (b"live-a", b"live-b"):
                 dealers[name] = context.socket(zmq.DEALER)
                 dealers[name].setsockopt(zmq.LINGER, 0)
