@@ -163,6 +163,7 @@ def test_changing_the_set_from_a_listener_raises_like_live() -> None:
             lambda: setattr(live.song, "signature_numerator", 3),
             lambda: track.clip_slots[0].create_clip(1.0),
             lambda: live.song.stop_playing(),
+            lambda: live.song.create_midi_track(-1),
         ):
             try:
                 change()
@@ -172,7 +173,7 @@ def test_changing_the_set_from_a_listener_raises_like_live() -> None:
 
     live.song.add_tempo_listener(on_tempo)
     live.song.tempo = 90.0
-    assert len(errors) == 3 and all("cannot be triggered by notifications" in e for e in errors)
+    assert len(errors) == 4 and all("cannot be triggered by notifications" in e for e in errors)
     assert live.song.signature_numerator == 4 and not track.clip_slots[0].has_clip
     live.song.remove_tempo_listener(on_tempo)
     live.song.signature_numerator = 3  # outside a notification it works
@@ -260,3 +261,23 @@ def test_driver_ticks_every_100_ms_in_real_time() -> None:
     live.surface = counter = Counter()
     live.run(0.35)  # ticks at 0, 0.1, 0.2 and 0.3 s
     assert counter.ticks == 4
+
+
+@pytest.mark.parametrize("name", sorted(VERSIONS))
+def test_create_midi_track_and_its_input_like_live(name: str) -> None:
+    live = FakeLive(version=VERSIONS[name], midi_inputs=("lkjam out",))
+    first = live.add_midi_track("a")
+    live.song.create_midi_track(1)
+    live.song.create_midi_track(-1)
+    new = live.song.tracks[1]
+    assert [t.name for t in live.song.tracks] == ["a", "2-MIDI", "3-MIDI"] and new != first
+    offered = [t.display_name for t in new.available_input_routing_types]
+    assert "lkjam out" in offered and new.input_routing_type.display_name == "All Ins"
+    new.input_routing_type = new.available_input_routing_types[offered.index("lkjam out")]
+    assert new.input_routing_type.display_name == "lkjam out"
+    with pytest.raises(ValueError):  # only what available_input_routing_types offers
+        new.input_routing_type = live.Live.Track.RoutingType("nowhere")
+    new.current_monitoring_state = new.monitoring_states.IN
+    assert new.current_monitoring_state == 0
+    with pytest.raises(IndexError):
+        live.song.create_midi_track(9)

@@ -633,3 +633,104 @@ def test_transport_time_is_perf_counter_not_monotonic(engine: Engine, port: int)
     run_until(live, engine, lambda: bool(engine.of_type("transport")))
     assert before <= engine.of_type("transport")[0]["t"] <= time.perf_counter()
     live.disconnect()
+
+
+REQUEST = "lkjam: add AI track"
+
+
+def request_set(version: Version, midi_inputs: tuple[str, ...] = ("lkjam out",)) -> dict[str, Any]:
+    """A set with no AI track: keys, a bass clip, and an empty MIDI track to ask with."""
+    live = FakeLive(version=version, tempo=100.0, midi_inputs=midi_inputs)
+    keys = live.add_midi_track("Keys [human]")
+    bass = live.add_midi_track("Bass")
+    bassline = live.add_clip(bass, 0, 4.0, [(40, 0.0, 1.0, 100)], name="bassline")
+    spare = live.add_midi_track("3-MIDI")
+    return {"live": live, "keys": keys, "bass": bass, "bassline": bassline, "spare": spare}
+
+
+def ai_tracks(live: FakeLive) -> list[Any]:
+    return [t for t in live.song.tracks if t.name == "lkjam [ai]"]
+
+
+def test_asking_creates_the_ai_track_once_and_it_is_used(
+    version: Version, engine: Engine, port: int
+) -> None:
+    s = request_set(version)
+    live = s["live"]
+    live.load_surface(port=port)
+    run_until(live, engine, lambda: bool(engine.of_type("hello")))
+    live.run(1.0, realtime=False)
+    assert len(live.song.tracks) == 3 and not ai_tracks(live)  # nobody asked
+
+    s["spare"].name = REQUEST  # the user renames the empty track: the request
+    live.tick(0.1)
+    (ai,) = ai_tracks(live)
+    assert list(live.song.tracks).index(ai) == 3  # right after the request track
+    assert len(live.song.tracks) == 4
+    assert ai.input_routing_type.display_name == "lkjam out"
+    assert ai.current_monitoring_state == live.Live.Track.Track.monitoring_states.IN == 0
+    assert s["spare"].name == "lkjam: AI track added"  # handled: it asks no more
+    assert "created the AI track 'lkjam [ai]'" in live.c_instance.messages[-1]
+    assert "Monitor In" in live.c_instance.messages[-1]
+    live.run(1.0, realtime=False)
+    assert len(live.song.tracks) == 4
+
+    # The script uses it: auto-accompany writes there.
+    rack = live.add_rack(ai)
+    live.select_clip(s["bassline"])
+    run_until(live, engine, lambda: bool(engine.of_type("controls")))
+    live.set_macro(rack, 8, 127)
+    run_until(live, engine, lambda: bool(engine.of_type("accompany")))
+    (request,) = engine.of_type("accompany")
+    assert request["track"] == 1
+    engine.send(type="clip_notes", id=request["id"], notes=[[52, 0.0, 1.0, 80]])
+    run_until(live, engine, lambda: ai.clip_slots[0].has_clip)
+    assert ai.clip_slots[0].clip.name == "bassline (lkjam)"
+    assert "to 'lkjam [ai]' slot 1" in live.c_instance.messages[-1]
+
+    # Asking again (any case, spaces around) creates nothing: there is one already.
+    s["keys"].name = "  LKJam: Add AI Track "
+    live.run(1.0, realtime=False)
+    assert len(live.song.tracks) == 4 and len(ai_tracks(live)) == 1
+    assert s["keys"].name == "lkjam: AI track exists"
+    assert any("already an AI track, 'lkjam [ai]'" in m for m in live.c_instance.messages)
+    live.disconnect()
+    assert all_listeners(live, []) == 0
+
+
+def test_without_the_lkjam_out_port_the_track_is_created_and_the_user_told(
+    version: Version, engine: Engine, port: int
+) -> None:
+    s = request_set(version, midi_inputs=())  # Input lkjam out missing or Track off
+    live = s["live"]
+    live.load_surface(port=port)
+    s["spare"].name = REQUEST
+    live.run(0.5, realtime=False)
+    (ai,) = ai_tracks(live)
+    assert ai.input_routing_type.display_name == "All Ins"  # left as Live made it
+    assert ai.current_monitoring_state == 0
+    message = next(m for m in live.c_instance.messages if "created the AI track" in m)
+    assert "set MIDI From = 'lkjam out'" in message and "by hand" in message
+    # Named [ai], it is the AI track all the same: accompaniments go there.
+    assert not any("no AI track" in m for m in live.c_instance.messages)
+    live.disconnect()
+
+
+@pytest.mark.parametrize("existing", ["none", "by input", "by name"])
+def test_not_asking_creates_nothing(version: Version, existing: str) -> None:
+    live = FakeLive(version=version)
+    live.add_midi_track("Keys [human]")
+    live.add_midi_track("lkjam")  # near misses are not requests
+    live.add_midi_track("add AI track")
+    if existing == "by input":
+        live.add_midi_track("Band", input_routing="lkjam out")
+    elif existing == "by name":
+        live.add_midi_track("Band [ai]")
+    names = [t.name for t in live.song.tracks]
+    live.load_surface(port=free_port())
+    live.run(2.0, realtime=False)
+    live.song.tracks[0].name = "Keys 2 [human]"
+    live.run(1.0, realtime=False)
+    assert [t.name for t in live.song.tracks][1:] == names[1:]
+    assert not any("AI track" in m for m in live.c_instance.messages)
+    live.disconnect()

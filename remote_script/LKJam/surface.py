@@ -29,7 +29,7 @@ from .clip import CLIP_ROLES, ClipHandler, alive, clip_location, read_notes, wri
 from .controls import ControlsHandler, find_rack
 from .listeners import ListenerRegistry
 from .song import SongHandler
-from .track import TrackHandler
+from .track import AI_PORT, AI_TRACK_NAME, TrackHandler
 from .zmtp import IDLE, DealerClient
 
 DEFAULT_HOST = "127.0.0.1"
@@ -45,6 +45,10 @@ MAX_ENGINE_STARTS = 3  # engines started per session (after one that ran, then d
 WRITE_ADVICE = "unfreeze the AI track or free a clip slot on it, then turn macro 8 again"
 VERSION_ADVICE = "run lkjam install and restart Live so script and engine match"
 INSTALL_ADVICE = "run lkjam install once so Live can start it, or start lkjam engine"
+# What a request track is renamed to once handled (so it asks only once).
+REQUEST_DONE = "lkjam: AI track added"
+REQUEST_REFUSED = "lkjam: AI track exists"
+MONITOR_IN = 0  # Track.monitoring_states.IN, where Live has no monitoring_states
 
 
 def engine_endpoint() -> Tuple[str, int]:
@@ -93,6 +97,7 @@ class LKJam(object):
         )
         self._tracks: List[TrackHandler] = []
         self._ai: Optional[TrackHandler] = None
+        self._request: Optional[TrackHandler] = None  # a track asking for the AI track
         self._controls: Optional[ControlsHandler] = None
         self._controls_dirty = True
         self._clips: Dict[Tuple[int, int], ClipHandler] = {}
@@ -217,6 +222,10 @@ class LKJam(object):
             self._rebuild()
         if self._clips_dirty:
             self._rescan_clips()
+        if self._request is not None:  # in the tick: Live forbids it in a notification
+            self._create_ai_track()
+            if self._structure_dirty:  # the new track serves this tick's messages
+                self._rebuild()
         for _ in range(min(MAX_INCOMING_PER_TICK, len(self._inbox))):
             frames = self._inbox.popleft()
             try:  # one bad message must not cost the others, or the tick
@@ -357,6 +366,7 @@ class LKJam(object):
             handler.close()
         self._tracks = []
         self._ai = None
+        self._request = None
 
     def _rebuild(self) -> None:
         self._structure_dirty = False
@@ -370,6 +380,8 @@ class LKJam(object):
             self._tracks.append(handler)
             if handler.role == "ai" and self._ai is None:
                 self._ai = handler
+            if handler.request and self._request is None:
+                self._request = handler
         if self._ai is not None:
             rack = find_rack(self._ai.track.devices)
             if rack is not None:
@@ -437,6 +449,89 @@ class LKJam(object):
             if handler.track == track:
                 return handler, slot, clip
         return None
+
+    # -- creating the AI track when asked ------------------------------------------
+
+    def _create_ai_track(self) -> None:
+        """A track is named `lkjam: add AI track`: create `lkjam [ai]` after it.
+
+        Called from the tick. The request track is renamed first, so it asks only once
+        (even if creating fails). An existing AI track means nothing is created.
+        """
+        request, self._request = self._request, None
+        assert request is not None
+        song = self._song.song
+        existing = self._ai
+        try:
+            request.track.name = REQUEST_DONE if existing is None else REQUEST_REFUSED
+        except Exception as exc:  # a deleted track; next rebuild finds any other request
+            self._log_once("could not answer the AI track request: %s" % exc)
+            return
+        self._structure_dirty = True
+        if existing is not None:
+            self._log("AI track requested, but '%s' is one already" % existing.track.name)
+            self._show(
+                "lkjam: there is already an AI track, '%s'; nothing created" % existing.track.name
+            )
+            return
+        index = request.index + 1
+        try:
+            song.create_midi_track(index)
+            track = song.tracks[index]  # the return value is not relied on
+            track.name = AI_TRACK_NAME
+        except Exception as exc:  # too many tracks, ...
+            self._log("could not create the AI track: %s: %s" % (type(exc).__name__, exc))
+            self._show(
+                "lkjam: could not create the AI track (%s); create a MIDI track named "
+                "'%s' by hand" % (exc, AI_TRACK_NAME)
+            )
+            return
+        routed = self._route_from_lkjam_out(track)
+        try:
+            states = getattr(Live.Track.Track, "monitoring_states", None)
+            track.current_monitoring_state = getattr(states, "IN", MONITOR_IN)
+            monitored = True
+        except Exception as exc:
+            self._log("could not set the AI track's monitoring: %s" % exc)
+            monitored = False
+        todo = []
+        if not routed:
+            todo.append(
+                "MIDI From = '%s' (turn on Track for Input %s in Live's MIDI settings)"
+                % (AI_PORT, AI_PORT)
+            )
+        if not monitored:
+            todo.append("Monitor = In")
+        self._log(
+            "created the AI track '%s' at track %d (input %s, monitoring %s)"
+            % (
+                AI_TRACK_NAME,
+                index + 1,
+                AI_PORT if routed else "unset",
+                "In" if monitored else "unset",
+            )
+        )
+        if todo:
+            self._show(
+                "lkjam: created the AI track '%s'; set %s by hand, then put an instrument on it"
+                % (AI_TRACK_NAME, " and ".join(todo))
+            )
+        else:
+            self._show(
+                "lkjam: created the AI track '%s' (MIDI From %s, Monitor In); "
+                "put an instrument on it" % (AI_TRACK_NAME, AI_PORT)
+            )
+
+    def _route_from_lkjam_out(self, track: Any) -> bool:
+        """MIDI From = the `lkjam out` port, if Live offers it (its Track switch is on)."""
+        try:
+            for routing in track.available_input_routing_types:
+                if AI_PORT in str(routing.display_name).lower():
+                    track.input_routing_type = routing
+                    return True
+        except Exception as exc:
+            self._log("could not set the AI track's input: %s" % exc)
+        return False
 
     # -- accompaniment -----------------------------------------------------------
 

@@ -4,6 +4,9 @@ Roles, by a convention visible in Live (docs/remote-script.md):
 - "ai": the track whose input comes from the `lkjam out` port, or whose name has "[ai]";
 - "human": a track whose name has "[human]" (its clips are the musician's parts);
 - "clip": every other MIDI track.
+
+A MIDI track named `lkjam: add AI track` (any case) asks the script to create the AI
+track (surface.py does it on the next tick, never inside a notification).
 """
 
 from typing import Any, Callable
@@ -13,6 +16,13 @@ from .listeners import ListenerRegistry
 AI_PORT = "lkjam out"
 AI_TAG = "[ai]"
 HUMAN_TAG = "[human]"
+AI_TRACK_NAME = "lkjam [ai]"  # the track the script creates when asked
+REQUEST_NAME = "lkjam: add AI track"  # a track with this name asks for it
+
+
+def is_request(track: Any) -> bool:
+    """Does this track's name ask the script to create the AI track?"""
+    return str(track.name).strip().lower() == REQUEST_NAME.lower()
 
 
 def track_role(track: Any) -> str:
@@ -38,6 +48,7 @@ class TrackHandler(object):
         self.track = track
         self.index = index
         self.role = track_role(track)
+        self.request = is_request(track)
         self._registry = registry
         self._on_structure = on_structure
         # A new name or input can change the role: rebuild. A new playing slot: rescan clips.
@@ -51,7 +62,7 @@ class TrackHandler(object):
                 registry.add(self, device, "name", on_structure)
 
     def _role_may_change(self) -> None:
-        if track_role(self.track) != self.role:
+        if track_role(self.track) != self.role or is_request(self.track) != self.request:
             self._on_structure()
 
     def close(self) -> None:

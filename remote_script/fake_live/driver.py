@@ -76,10 +76,13 @@ class FakeLive:
         version: Tuple[int, int, int] = (12, 1, 11),
         tempo: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
+        midi_inputs: Sequence[str] = ("lkjam out",),
     ) -> None:
+        """`midi_inputs`: the MIDI input ports with Track on, offered to new tracks."""
         self.Live = import_fake_live()
         self.Live._lom.set_version(*version)
         self.song = self.Live.Song.Song(tempo)
+        self.song._midi_inputs = tuple(midi_inputs)
         self.application = self.Live.Application.get_application()
         self.c_instance = CInstance(self.song, self.application)
         self.surface: Any = None

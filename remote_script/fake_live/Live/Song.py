@@ -6,6 +6,7 @@ the user declared. Live 12 adds scale_mode, its Scale switch (off in a new set).
 """
 
 from . import _lom
+from .Track import Track as _Track
 
 # Push's default scale, which a set keeps until something changes it.
 _PUSH_ROOT = 0
@@ -53,6 +54,7 @@ class Song(_lom.LomObject):
             scale_mode=False,
         )
         self._values["view"] = Song.View(self)
+        self._midi_inputs = ("lkjam out",)  # MIDI input ports with Track on
 
     tempo = _lom.value("tempo", writable=True)
     is_playing = _lom.value("is_playing", writable=True)
@@ -76,6 +78,21 @@ class Song(_lom.LomObject):
 
     def continue_playing(self):
         self.is_playing = True
+
+    def create_midi_track(self, index=None):
+        """A new MIDI track at `index` (-1 or None: at the end), returned."""
+        _lom.guard()
+        tracks = list(self._values["tracks"])
+        if index is None or index == -1:
+            index = len(tracks)
+        if not 0 <= index <= len(tracks):
+            raise IndexError("Track index out of range")
+        slots = max([len(t._values["clip_slots"]) for t in tracks] + [8])
+        inputs = ("All Ins", "Computer Keyboard", *self._midi_inputs, "No Input")
+        track = _Track(self, "%d-MIDI" % (index + 1), "All Ins", slots, inputs=inputs)
+        tracks.insert(index, track)
+        self._set("tracks", tuple(tracks))
+        return track._handle()
 
     def delete_track(self, index):
         _lom.guard()

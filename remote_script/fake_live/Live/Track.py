@@ -26,7 +26,17 @@ class RoutingType(object):
     "current_monitoring_state",
 )
 class Track(_lom.LomObject):
-    def __init__(self, song, name, input_routing="All Ins", slots=8, midi=True):
+    class monitoring_states(object):  # Live's name
+        """Values of current_monitoring_state."""
+
+        IN = 0
+        AUTO = 1
+        OFF = 2
+
+    def __init__(self, song, name, input_routing="All Ins", slots=8, midi=True, inputs=None):
+        # `inputs`: the names MIDI From offers (Live lists "All Ins", the ports with Track
+        # on, ...); by default only the track's own input.
+        available = tuple(RoutingType(n) for n in (inputs or (input_routing,)))
         _lom.LomObject.__init__(
             self,
             name=name,
@@ -35,7 +45,7 @@ class Track(_lom.LomObject):
             playing_slot_index=-1,
             fired_slot_index=-1,
             input_routing_type=RoutingType(input_routing),
-            available_input_routing_types=(RoutingType(input_routing),),
+            available_input_routing_types=available,
             has_midi_input=midi,
             has_midi_output=not midi,
             has_audio_input=not midi,
@@ -53,7 +63,20 @@ class Track(_lom.LomObject):
     clip_slots = _lom.value("clip_slots")
     playing_slot_index = _lom.value("playing_slot_index")
     fired_slot_index = _lom.value("fired_slot_index")
-    input_routing_type = _lom.value("input_routing_type", writable=True)
+
+    @property
+    def input_routing_type(self):
+        return self._values["input_routing_type"]
+
+    @input_routing_type.setter
+    def input_routing_type(self, routing):
+        """Like Live: ValueError unless it is one of available_input_routing_types."""
+        _lom.guard()
+        names = [t.display_name for t in self._values["available_input_routing_types"]]
+        if getattr(routing, "display_name", None) not in names:
+            raise ValueError("Invalid routing type")
+        self._set("input_routing_type", routing)
+
     available_input_routing_types = _lom.value("available_input_routing_types")
     has_midi_input = _lom.value("has_midi_input")
     has_midi_output = _lom.value("has_midi_output")
