@@ -29,7 +29,7 @@ from .clip import CLIP_ROLES, ClipHandler, alive, clip_location, read_notes, wri
 from .controls import ControlsHandler, find_rack
 from .listeners import ListenerRegistry
 from .song import SongHandler
-from .track import AI_PORT, AI_TRACK_NAME, TrackHandler
+from .track import AI_PORT, AI_TRACK_NAME, REQUEST_NAME, TrackHandler
 from .zmtp import IDLE, DealerClient
 
 DEFAULT_HOST = "127.0.0.1"
@@ -573,7 +573,10 @@ class LKJam(object):
             self._show("lkjam: the engine's accompaniment was malformed; " + VERSION_ADVICE)
             return
         if self._ai is None:
-            self._show("lkjam: no AI track (set a track's input to 'lkjam out' or name it [ai])")
+            self._show(
+                "lkjam: no AI track; rename a track to '%s' to create one, or set a "
+                "track's input to 'lkjam out'" % REQUEST_NAME
+            )
             return
         slot = self._ai.empty_slot(request["slot"])
         if slot < 0:
