@@ -119,7 +119,6 @@ class Decoder:
         self.yielding = True  # call and response: answers wait for the human to let go
         self.scale: np.ndarray | None = None  # (128,) bool: the scale lock's pitches
         self.mode = "accompany"
-        self.density = 0.5
         self.last_beat = -math.inf  # beat of the last event fed
         self._plan: Note | None = None
         self._stale = False  # something was fed since the plan was drawn
@@ -129,7 +128,7 @@ class Decoder:
         """Ask for `mode` ("accompany" | "call_response") at the Density control `density`
         (0..1) with `voices` AI notes per onset (0: the model's own); takes effect from the
         next fed event, as the model reads it with an event."""
-        self.mode, self.density = mode, density
+        self.mode = mode
         target = density_target(density, self.own_density)
         self.step.set_conditioning(MODES[mode], target, voices or self.own_voices)
 
@@ -164,9 +163,7 @@ class Decoder:
         self.step.note_off(role, pitch, beat)
         plan = self._plan
         if plan is not None and plan.beat == math.inf:  # an answer waiting for this release?
-            due = self._yield(beat)
-            pitch = self._chord_pitch(due, plan.pitch) if due < math.inf else plan.pitch
-            self._plan = Note(due, pitch, plan.velocity, plan.duration)
+            self._plan = self._placed(Note(beat, plan.pitch, plan.velocity, plan.duration))
 
     def _yield(self, beat: float) -> float:
         """`beat`, or the end of the human notes sounding then (inf while one is held)."""
@@ -184,13 +181,19 @@ class Decoder:
         if self._stale and self.started:
             self._stale = False
             p = self.step.predict(self.temperature, self.top_p, wait_bias)
-            if p.wait:
-                self._plan = None
-            else:
-                beat = self._yield(self.last_beat + p.shift)
-                pitch = self._chord_pitch(beat, p.pitch) if beat < math.inf else p.pitch
-                self._plan = Note(beat, pitch, p.velocity, p.duration)
+            self._plan = (
+                None
+                if p.wait
+                else self._placed(Note(self.last_beat + p.shift, p.pitch, p.velocity, p.duration))
+            )
         return self._plan
+
+    def _placed(self, note: Note) -> Note:
+        """`note`, later if it must yield, its pitch chord-locked once its beat is known (a
+        yielding answer waits at inf for the human's release)."""
+        beat = self._yield(note.beat)
+        pitch = self._chord_pitch(beat, note.pitch) if beat < math.inf else note.pitch
+        return Note(beat, pitch, note.velocity, note.duration)
 
     def _chord_pitch(self, beat: float, pitch: int) -> int:
         """`pitch`, or one drawn again among those that make a chord at `beat`."""

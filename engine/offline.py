@@ -26,7 +26,6 @@ from lkjam.engine.model_file import ModelMeta
 from lkjam._step import ROLE_AI, ROLE_CLIP, ROLE_HUMAN
 
 EPS = 1e-6  # beats: onsets closer than this are "the same beat"
-_OWN = ModelMeta()  # a model's own accompaniment rates, when the caller has no model file
 
 
 def accompany(
@@ -36,8 +35,8 @@ def accompany(
     mode: str = "accompany",
     density: float = 0.5,
     voices: float = 0.0,
-    own_density: float = _OWN.density,
-    own_voices: float = _OWN.voices,
+    own_density: float = ModelMeta.density,
+    own_voices: float = ModelMeta.voices,
     human_roles: Sequence[int] = (ROLE_HUMAN, ROLE_CLIP),
     temperature: float = 1.0,
     top_p: float = 0.95,
