@@ -358,9 +358,18 @@ def test_jack_input_is_read_off_the_process_thread_with_rebuilt_times(
                 if k % 10 == 5:
                     player.send_message([0xF0, 0x7D, k, 0xF7])  # sysex: not ours, dropped
                 sent.append(time.perf_counter())
-                player.send_message([0x90, k, 100])
-                player.send_message([0xFE])  # active sensing: dropped too
-                wait_for(lambda: len(midi_in.queue) > len(seen), 5, "the note")
+                # The dummy driver without real-time priority can lose an event at an xrun
+                # on a loaded machine: a note not seen within a second is sent again.
+                for _ in range(5):
+                    player.send_message([0x90, k, 100])
+                    player.send_message([0xFE])  # active sensing: dropped too
+                    try:
+                        wait_for(lambda: len(midi_in.queue) > len(seen), 1.0)
+                        break
+                    except AssertionError:
+                        continue
+                else:
+                    raise AssertionError(f"note {k} never came through")
                 seen.append(time.perf_counter())
                 time.sleep(0.003 * (k % 4))  # within a period, across several
         finally:
