@@ -9,7 +9,7 @@ The engine (wall clock, `lkjam.engine.generator`), offline accompaniment and `lk
 - `feed(...)` feeds a human or clip event; the plan is then stale;
 - `plan()` draws the next plan ("AI note at beat b", or None for WAIT) when it is stale.
   With the chord lock on, its pitch is drawn among those that make a chord (a triad or
-  seventh chord, `lkjam.engine.metrics.CHORD_TYPES`) with what will sound at its beat, and
+  seventh chord, `lkjam.metrics.CHORD_TYPES`) with what will sound at its beat, and
   inside the scale when the scale lock is on. In call and response, while `yielding`, an
   answer never starts over a human note: its onset waits for the human to let go;
 - `commit()` plays the plan: it is fed as an ai event and returned, unless the runaway
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from lkjam.engine.metrics import FITS_CHORD
+from lkjam.engine.harmony import FITS_CHORD
 
 from lkjam._step import MODE_ACCOMPANY, MODE_CALL_RESPONSE, ROLE_AI
 

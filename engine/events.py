@@ -29,6 +29,10 @@ assert EVENT_DTYPE.itemsize == 16
 ROLE_INDEX = {"human": _step.ROLE_HUMAN, "clip": _step.ROLE_CLIP, "ai": _step.ROLE_AI}
 ROLES = tuple(sorted(ROLE_INDEX, key=ROLE_INDEX.__getitem__))
 
+# A note of unknown duration (live human input) lasts until its role's next later onset,
+# at most this many beats.
+UNKNOWN_DURATION_CAP = 4.0
+
 
 def sort_events(events: np.ndarray) -> np.ndarray:
     """A copy of `events` in stream order: by (beat, role, pitch), stable."""
@@ -86,3 +90,20 @@ def make_events(
     events["vel"] = _column("vels", vels, n, 1, 127)
     events["role"] = _roles(roles, n)
     return sort_events(events)
+
+
+def note_ends(events: np.ndarray) -> np.ndarray:
+    """(N,) float64 end beat of every note; an unknown duration (`dur <= 0`) ends at the next
+    later onset of its role, at most `UNKNOWN_DURATION_CAP` beats after its onset."""
+    beats = events["beat"].astype(np.float64)
+    durs = events["dur"].astype(np.float64)
+    ends = beats + durs
+    unknown = durs <= 0
+    for role in np.unique(events["role"][unknown]):
+        of_role = events["role"] == role
+        onsets = np.unique(beats[of_role])
+        pick = unknown & of_role
+        nxt = np.searchsorted(onsets, beats[pick], side="right")
+        following = np.where(nxt < len(onsets), onsets[np.minimum(nxt, len(onsets) - 1)], np.inf)
+        ends[pick] = np.minimum(following, beats[pick] + UNKNOWN_DURATION_CAP)
+    return ends

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import mido
 import numpy as np
-from lkjam.engine.events import EVENT_DTYPE, ROLES, make_events
-from lkjam.engine.metrics import note_ends
+from lkjam.engine.events import EVENT_DTYPE, ROLES, make_events, note_ends
 
 DRUM_CHANNEL = 9  # General MIDI channel 10: percussion, whose "pitches" are instruments
 CONDUCTOR_TYPES = ("set_tempo", "time_signature", "key_signature")

@@ -19,8 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from lkjam.engine.decoder import MAX_NOTES_PER_BEAT, Decoder, Planner
-from lkjam.engine.events import EVENT_DTYPE
-from lkjam.engine.metrics import note_ends
+from lkjam.engine.events import EVENT_DTYPE, note_ends
 from lkjam.engine.model_file import ModelMeta
 
 from lkjam._step import ROLE_AI, ROLE_CLIP, ROLE_HUMAN

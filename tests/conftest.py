@@ -6,7 +6,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from lkjam.engine.jackd import JackServer
+
+from lkjam.jackd import JackServer
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,14 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from lkjam.engine.accompany import main, tempo_markers
 from lkjam.engine.events import make_events
 from lkjam.engine.keys import parse_key
 from lkjam.engine.midi_file import MidiFileError, read_midi, write_midi
 from lkjam.engine.model_file import ModelMeta, save_model
-from lkjam.engine.pianoroll import PianoRollError, draw
 from test_offline import random_weights
+
+from lkjam.accompany import main, tempo_markers
+from lkjam.pianoroll import PianoRollError, draw
 
 TPB = 480
 
@@ -242,7 +243,7 @@ def test_engine_modules_start_without_matplotlib_and_say_what_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code = (
-        "import sys, lkjam.engine.accompany, lkjam.engine.pianoroll, lkjam.engine.offline;"
+        "import sys, lkjam.accompany, lkjam.pianoroll, lkjam.engine.offline;"
         "assert 'matplotlib' not in sys.modules and 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,12 +13,12 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from lkjam.engine.bench import random_tensors
 from lkjam.engine.model_file import ModelMeta, save_model
 
 from lkjam import _step, demo
 from lkjam.demo_live import Timeline
 from lkjam.demo_report import Note, PlannedNote, match_plans, pair_notes
+from lkjam.random_model import random_tensors
 
 
 def reacting_model(path: Path) -> Path:

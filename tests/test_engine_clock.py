@@ -24,7 +24,6 @@ import zmq
 from engine_harness import free_endpoint, wait_for
 from lkjam.engine import ports, protocol
 from lkjam.engine.generator import Generator
-from lkjam.engine.jackd import JackServer
 from lkjam.engine.ports import MidiInput, MidiOutput
 from lkjam.engine.protocol import MESSAGES
 from lkjam.engine.scheduler import Scheduler
@@ -33,6 +32,7 @@ from lkjam.engine.sync import MIDI_CLOCK, MIDI_SPP, MIDI_START, TICKS_PER_BEAT
 from test_engine_generator import HALF, ListOutput, Rig, clip
 
 from lkjam import _step
+from lkjam.jackd import JackServer
 
 TICK = 1 / TICKS_PER_BEAT
 

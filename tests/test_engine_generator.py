@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from lkjam.engine.bench import random_model
 from lkjam.engine.generator import MAX_NOTES_PER_BEAT, Generator
-from lkjam.engine.metrics import FITS_CHORD
+from lkjam.engine.harmony import FITS_CHORD
 from lkjam.engine.model_file import load_model
 from lkjam.engine.scheduler import Scheduler
 
 from lkjam import _step
+from lkjam.random_model import random_model
 
 TEMPO = 120.0
 BPS = TEMPO / 60.0

@@ -15,11 +15,11 @@ import pytest
 from engine_harness import Client, Engine, Midi, Transport, play, wait_for
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from lkjam.engine.bench import random_model
-from lkjam.engine.jackd import JackServer
 from lkjam.engine.protocol import MESSAGES, ProtocolError, decode, encode, validate
 
 from lkjam import _step
+from lkjam.jackd import JackServer
+from lkjam.random_model import random_model
 
 # ---- JSON text of every shape ---------------------------------------------------------
 # Built as text, not with json.dumps: Python refuses to print integers of more than 4300

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from engine_harness import Client, Engine, Midi, Transport, play, wait_for
-from lkjam.engine.bench import random_model
-from lkjam.engine.jackd import JackServer
 
 from lkjam import _step
+from lkjam.jackd import JackServer
+from lkjam.random_model import random_model
 
 pytestmark = pytest.mark.jack
 

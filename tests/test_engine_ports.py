@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from lkjam.engine import ports
-from lkjam.engine.jackd import JackServer
 from lkjam.engine.ports import MidiInput, MidiOutput, PortError, choose_backend
+
+from lkjam.jackd import JackServer
 
 
 def test_backend_comes_from_flag_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:

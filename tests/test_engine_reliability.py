@@ -17,10 +17,11 @@ from engine_harness import Client, Engine, Midi, Transport, free_endpoint, wait_
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from lkjam.engine import protocol
-from lkjam.engine.bench import random_model
-from lkjam.engine.jackd import JackServer
 from lkjam.engine.protocol import MESSAGES, TO_ENGINE, Field
 from lkjam.engine.server import BindError, Server
+
+from lkjam.jackd import JackServer
+from lkjam.random_model import random_model
 
 FRAMES_PER_EXAMPLE = 100
 EXAMPLES = 100  # 10,000 fuzzed frames in all

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from lkjam.engine import metrics
-from lkjam.engine.events import EVENT_DTYPE
+from lkjam.engine.events import EVENT_DTYPE, UNKNOWN_DURATION_CAP, note_ends
+
+from lkjam import metrics
 
 H, C, A = 0, 1, 2  # roles: human, clip, ai
 
@@ -125,7 +126,7 @@ def test_answer_delay_measures_from_phrase_end_to_first_ai_onset_after_it() -> N
 
 def test_unknown_human_durations_last_until_the_next_onset_capped() -> None:
     ev = stream((0, 0, 60, H), (1, 0, 62, H), (2, -1, 64, H), (0, 1, 48, A))
-    np.testing.assert_allclose(metrics.note_ends(ev), [1, 1, 2, 2 + metrics.UNKNOWN_DURATION_CAP])
+    np.testing.assert_allclose(note_ends(ev), [1, 1, 2, 2 + UNKNOWN_DURATION_CAP])
 
 
 def test_coverage_is_the_share_of_melody_time_the_ai_sounds_in() -> None:

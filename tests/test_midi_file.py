@@ -12,9 +12,10 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from lkjam.engine import accompany
 from lkjam.engine.events import make_events
 from lkjam.engine.midi_file import MidiFileError, read_midi, write_midi
+
+from lkjam import accompany
 
 
 def chunk(kind: bytes, body: bytes) -> bytes:

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from lkjam.engine.bench import random_model
-from lkjam.engine.jackd import JackServer
 from lkjam.remote_script.fake_live.driver import FakeLive
+
+from lkjam.jackd import JackServer
+from lkjam.random_model import random_model
 
 pytestmark = pytest.mark.jack
 MAX_TICKS = 1000  # 20 ms apart: the engine gets up to ~20 s to answer

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lkjam.engine.bench import random_model
-from lkjam.engine.events import ROLE_INDEX
-from lkjam.engine.metrics import note_ends
+from lkjam.engine.events import ROLE_INDEX, note_ends
 from lkjam.engine.midi_file import read_midi
 from lkjam.engine.model_file import load_model
 
 from lkjam.bench_music import FIGURES, call_response_input, measure_tune, style_file_figures
+from lkjam.random_model import random_model
 from lkjam.stylegen import close_triad, write_style
 from lkjam.tunes import SCALES, TUNES, Tune, parse_melody, tune_bars, tune_events, write_tunes
 

@@ -10,7 +10,7 @@ from the model's provenance):
 Figures, per set and overall:
 - NLL per event (nats, docs/event-stream.md targets) of the model (`Step.feed_batch`
   logits: the compiled step, no torch) and of the Markov chain fitted on the training split;
-- music metrics (lkjam.engine.metrics) of the real AI part, of the model's, of the
+- music metrics (lkjam.metrics) of the real AI part, of the model's, of the
   Markov chain's and of the rule harmonizer's (lkjam.training.rule_harmonizer). The model
   and the chain accompany the held-out input by the engine's own decoding rule
   (lkjam.engine.decoder via lkjam.engine.offline), in the mode of the set (accompany, or
@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from lkjam.engine import metrics
 from lkjam.engine.decoder import Planner
 from lkjam.engine.model_file import ModelFileError, load_model, resolve_style
 from lkjam.engine.offline import accompany
@@ -47,7 +46,7 @@ from lkjam.training.curriculum import NO_AUGMENT, Example, make_example
 from lkjam.training.data import DataError, Piece, load_corpus, load_midi_folder, split_pieces
 from lkjam.training.markov import MarkovModel, event_nll
 
-from lkjam import _step
+from lkjam import _step, metrics
 
 HARMONY = ("nicr", "chord_fit", "doubling", "pc_entropy", "coverage", "above", "gap_bars")
 CALL_RESPONSE = ("overlap", "answer_delay_beats", "answer_length")

@@ -9,8 +9,7 @@ beat. It needs the key; with none it plays nothing.
 from __future__ import annotations
 
 import numpy as np
-from lkjam.engine.events import EVENT_DTYPE
-from lkjam.engine.metrics import note_ends
+from lkjam.engine.events import EVENT_DTYPE, note_ends
 from lkjam.training.data import ROLE_AI, infer_chords
 from lkjam.training.textures import close_voicing
 

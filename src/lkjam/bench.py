@@ -13,7 +13,7 @@ import sys
 
 BENCHES = {
     "step": "lkjam.training.bench_step",
-    "engine": "lkjam.engine.bench",
+    "engine": "lkjam.bench_engine",
     "music": "lkjam.bench_music",
     "style": "lkjam.stylegen",
 }

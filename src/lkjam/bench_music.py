@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lkjam.engine import metrics
+from lkjam import metrics
 from lkjam.engine.events import ROLE_INDEX
 from lkjam.engine.keys import parse_key
 from lkjam.engine.model_file import LoadedModel, ModelFileError, load_model, resolve_style
@@ -347,7 +347,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _draw(results: Sequence[TuneResult], folder: Path, model_name: str) -> None:
-    from lkjam.engine.pianoroll import PianoRollError, draw
+    from lkjam.pianoroll import PianoRollError, draw
 
     folder.mkdir(parents=True, exist_ok=True)
     for r in results:

@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "engine": ("lkjam.engine.main", "main", "run the engine next to Ableton Live"),
     "ports": ("lkjam.engine.ports", "main", "list the MIDI backends and ports lkjam sees"),
     "demo": ("lkjam.demo", "main", "run a whole simulated jam on this machine"),
-    "accompany": ("lkjam.engine.accompany", "main", "accompany a MIDI file offline"),
+    "accompany": ("lkjam.accompany", "main", "accompany a MIDI file offline"),
     "train": ("lkjam.training.cli", "train_main", "train the default model or a custom style"),
     "eval": ("lkjam.training.cli", "eval_main", "evaluate a model on held-out music"),
     "install": ("lkjam.installers.install", "main", "install the Ableton control surface"),

@@ -41,7 +41,6 @@ from lkjam.demo_live import (
     load_piece,
 )
 from lkjam.demo_report import analyse, parse_drawn_after_human, parse_plans, write_files
-from lkjam.engine.jackd import JackServer, JackUnavailable
 from lkjam.engine.model_file import (
     DEFAULT_MODEL_PATH,
     ModelFileError,
@@ -49,6 +48,7 @@ from lkjam.engine.model_file import (
     load_model,
 )
 from lkjam.engine.ports import BACKENDS, VIRTUAL, PortError, choose_backend
+from lkjam.jackd import JackServer, JackUnavailable
 
 TEMPO_CHANGE = 1.10  # the transport speeds up by 10 % half way
 TEARDOWN_S = 1.5  # stop, bye, engine exit and files: kept inside the requested time

@@ -16,8 +16,8 @@ from pathlib import Path
 import mido
 import numpy as np
 
+from lkjam import metrics
 from lkjam.demo_live import BEATS_PER_BAR, Message, Piece, Timeline, unroll
-from lkjam.engine import metrics
 from lkjam.engine.events import ROLE_INDEX, ROLES, make_events
 from lkjam.engine.midi_file import write_midi
 
@@ -44,7 +44,7 @@ definitions
   error (its beat clock against the real transport) and the send jitter.
 - NiCR (ReaLchords' note-in-chord ratio): over the time when the human or the clip and
   the AI both sound, the share of the human's and clip's sounding pitch classes that the
-  AI also sounds (lkjam.engine.metrics.nicr; 1 = the AI always covers the others' notes).
+  AI also sounds (lkjam.metrics.nicr; 1 = the AI always covers the others' notes).
 - stuck notes: AI note-ons that never got a note-off, counted after the transport
   stopped, the script said bye and the engine exited. Must be 0."""
 
@@ -153,7 +153,7 @@ class Figures:
     counts: dict[str, int]
     stuck: int
     sounding_after_stop: int
-    music: dict[str, float]  # lkjam.engine.metrics.summary
+    music: dict[str, float]  # lkjam.metrics.summary
     planned: int  # AI notes the engine scheduled
     heard: int  # of which matched to a recorded note-on
     extra: dict[str, str] = field(default_factory=dict)
@@ -199,7 +199,7 @@ def jam_events(
 
 
 def music_figures(events: np.ndarray) -> dict[str, float]:
-    """lkjam.engine.metrics against the human and clip parts together, plus the call and
+    """lkjam.metrics against the human and clip parts together, plus the call and
     response figures against the human alone (the bass clip never pauses)."""
     human = (ROLE_INDEX["human"],)
     return {
@@ -346,7 +346,7 @@ def write_files(
     notes: Sequence[str] = (),
 ) -> str:
     """jam.mid, jam.png and report.txt in `out`; returns the summary text."""
-    from lkjam.engine.pianoroll import draw
+    from lkjam.pianoroll import draw
 
     write_midi(out / "jam.mid", events, conductor=conductor(timeline, stop_beat, piece))
     markers = []

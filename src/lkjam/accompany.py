@@ -16,7 +16,8 @@ from pathlib import Path
 
 import mido
 import numpy as np
-from lkjam.engine import metrics
+
+from lkjam import metrics
 from lkjam.engine.events import ROLES
 from lkjam.engine.keys import parse_key
 from lkjam.engine.midi_file import MidiFileError, read_midi, write_midi
@@ -151,7 +152,7 @@ def main(argv: Sequence[str]) -> int:
     shown = ("nicr", "chord_fit", "doubling", "pc_entropy")  # accompaniment, not call/response
     print(" ".join(f"{k}={v:.3f}" for k, v in metrics.summary(merged).items() if k in shown))
     if args.png:
-        from lkjam.engine.pianoroll import PianoRollError, draw
+        from lkjam.pianoroll import PianoRollError, draw
 
         png = args.output.with_suffix(".png")
         try:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from lkjam.engine.events import ROLES
-from lkjam.engine.metrics import note_ends
+
+from lkjam.engine.events import ROLES, note_ends
 
 ROLE_COLOURS = {"human": "#1f77b4", "clip": "#7f7f7f", "ai": "#ff7f0e"}  # blue, grey, orange
 

@@ -9,7 +9,7 @@ sounding notes is constant. Frame-based shares are weighted by frame length in b
 is the limit of ReaLchords' fixed-grid frames as the grid gets finer, and does not depend on
 a grid size. A note sounds in `[beat, beat + dur)`. A note with unknown duration (`dur <= 0`,
 live human input) is taken to last until the next later onset of its role, at most
-`UNKNOWN_DURATION_CAP` beats.
+`lkjam.engine.events.UNKNOWN_DURATION_CAP` beats.
 
 A metric with nothing to measure (say, NiCR when the AI never plays) is `nan`, not 0.
 """
@@ -20,45 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from lkjam.engine.events import ROLE_INDEX
+
+from lkjam.engine.events import ROLE_INDEX, note_ends
+from lkjam.engine.harmony import FITS_CHORD
 
 ROLE_HUMAN, ROLE_CLIP, ROLE_AI = ROLE_INDEX["human"], ROLE_INDEX["clip"], ROLE_INDEX["ai"]
 INPUT_ROLES: tuple[int, ...] = (ROLE_HUMAN, ROLE_CLIP)
-UNKNOWN_DURATION_CAP = 4.0  # beats
-
-# Chord templates as intervals above the root: triads and seventh chords, over all 12 roots.
-CHORD_TYPES: dict[str, tuple[int, ...]] = {
-    "maj": (0, 4, 7),
-    "min": (0, 3, 7),
-    "dim": (0, 3, 6),
-    "aug": (0, 4, 8),
-    "dom7": (0, 4, 7, 10),
-    "maj7": (0, 4, 7, 11),
-    "min7": (0, 3, 7, 10),
-    "half-dim7": (0, 3, 6, 10),
-    "dim7": (0, 3, 6, 9),
-}
 
 _PC_BITS = 1 << np.arange(12, dtype=np.int64)  # pitch class -> bit in a 12-bit set
 _POPCOUNT = np.array([bin(m).count("1") for m in range(4096)], dtype=np.int64)
-
-
-def _chord_masks() -> np.ndarray:
-    masks = {
-        sum(1 << ((root + i) % 12) for i in intervals)
-        for intervals in CHORD_TYPES.values()
-        for root in range(12)
-    }
-    return np.array(sorted(masks), dtype=np.int64)
-
-
-def _fits_a_chord_table() -> np.ndarray:
-    # (4096,) bool: pitch-class set m lies inside at least one chord template.
-    sets = np.arange(4096, dtype=np.int64)[:, None]
-    return np.any((sets & ~_chord_masks()[None, :]) == 0, axis=1)
-
-
-FITS_CHORD = _fits_a_chord_table()  # also the decoder's chord lock (lkjam.engine.decoder)
 
 
 @dataclass(frozen=True)
@@ -69,22 +39,6 @@ class Frames:
     widths: np.ndarray  # (F,) beats
     input_pcs: np.ndarray  # (F,) int64 12-bit pitch-class sets sounding from the input roles
     ai_pcs: np.ndarray  # (F,) int64 12-bit pitch-class sets sounding from the AI
-
-
-def note_ends(events: np.ndarray) -> np.ndarray:
-    """(N,) float64 end beat of every note; unknown durations filled as the module doc says."""
-    beats = events["beat"].astype(np.float64)
-    durs = events["dur"].astype(np.float64)
-    ends = beats + durs
-    unknown = durs <= 0
-    for role in np.unique(events["role"][unknown]):
-        of_role = events["role"] == role
-        onsets = np.unique(beats[of_role])
-        pick = unknown & of_role
-        nxt = np.searchsorted(onsets, beats[pick], side="right")
-        following = np.where(nxt < len(onsets), onsets[np.minimum(nxt, len(onsets) - 1)], np.inf)
-        ends[pick] = np.minimum(following, beats[pick] + UNKNOWN_DURATION_CAP)
-    return ends
 
 
 def frames(events: np.ndarray, input_roles: Sequence[int] = INPUT_ROLES) -> Frames:
