@@ -7,7 +7,7 @@
 # Python itself is not instrumented, so the ASan runtime is preloaded, with libstdc++ (ASan's
 # __cxa_throw interceptor needs it loaded at start, or the first C++ exception aborts); leak
 # detection is off because the interpreter keeps its allocations until exit. The allocation counter cannot
-# run under ASan (both replace malloc): tests/test_step_alloc.py builds it with UBSan only.
+# run under ASan (both replace malloc): tests/step/test_step_alloc.py builds it with UBSan only.
 #
 # Usage: bash cpp_step/tests/sanitize.sh [pytest args]   (from a set-up clone: .venv exists)
 set -euo pipefail
@@ -30,5 +30,5 @@ LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libstdc++.
   LKJAM_SANITIZED_STEP="$PWD/$step" LKJAM_SANITIZER_RUN=1 \
   PYTHONPATH="$PWD/cpp_step/tests${PYTHONPATH:+:$PYTHONPATH}" \
   python -m pytest -q -p sanitized_step -p no:cacheprovider \
-  tests/test_step_api.py tests/test_step_encoding.py tests/test_step_parity.py \
-  tests/test_step_reference.py tests/test_step_alloc.py "$@"
+  tests/step/test_step_api.py tests/step/test_step_encoding.py tests/step/test_step_parity.py \
+  tests/step/test_step_reference.py tests/step/test_step_alloc.py "$@"

@@ -1,6 +1,6 @@
 """The control surface starts the engine itself when none answers (fake Live, no JACK).
 
-The real `lkjam engine` started by the surface is in tests/test_remote_engine.py; here
+The real `lkjam engine` started by the surface is in tests/e2e/test_remote_engine.py; here
 the command is a small Python program, so each case runs in well under a second.
 """
 

@@ -18,7 +18,7 @@ import zmq
 from lkjam.engine import protocol
 from lkjam.remote_script.fake_live.driver import VERSIONS, FakeLive
 
-SCRIPT_DIR = Path(__file__).resolve().parents[1] / "remote_script" / "LKJam"
+SCRIPT_DIR = Path(__file__).resolve().parents[2] / "remote_script" / "LKJam"
 MAX_TICKS = 300
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from generator_rig import Rig, clip
 from lkjam.engine.decoder import DENSITY_RANGE, chord_mask, density_target
 from lkjam.engine.events import make_events
 from lkjam.engine.model_file import load_model
 from lkjam.engine.offline import accompany
-from test_engine_generator import Rig, clip
-from test_offline import Plan, ScriptedPlanner
+from planners import Plan, ScriptedPlanner
 
 from lkjam import _step
 

@@ -12,7 +12,7 @@ from lkjam.engine.events import EVENT_DTYPE
 from lkjam.engine.model_file import ModelMeta, save_model
 from lkjam.training import evaluate
 from lkjam.training.data import load_corpus
-from test_offline import random_weights
+from weights import random_weights
 
 from lkjam import _step
 

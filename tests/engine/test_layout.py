@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_IMPORTS = ("lkjam.engine", "lkjam._step")  # all that engine/ may import from lkjam
 HEAVY = ("torch", "matplotlib", "music21", "tqdm")
 

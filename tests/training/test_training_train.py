@@ -19,7 +19,7 @@ from lkjam.training.curriculum import CURRICULUM
 from lkjam.training.data import load_corpus
 from lkjam.training.train import Plan, Stage, train
 from safetensors.numpy import load_file
-from test_training_data import write_song
+from songs import write_song
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-CPP_STEP = Path(__file__).resolve().parents[1] / "cpp_step"
+CPP_STEP = Path(__file__).resolve().parents[2] / "cpp_step"
 STEPS = 1_000_000
 SANITIZER_RUN = os.environ.get("LKJAM_SANITIZER_RUN") == "1"
 UBSAN = ["-fsanitize=undefined,float-cast-overflow", "-fno-sanitize-recover=all", "-g"]

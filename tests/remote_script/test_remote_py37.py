@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def find_python37() -> str | None:

@@ -22,6 +22,7 @@ import pytest
 import rtmidi
 import zmq
 from engine_harness import free_endpoint, wait_for
+from generator_rig import HALF, ListOutput, Rig, clip
 from lkjam.engine import ports, protocol
 from lkjam.engine.generator import Generator
 from lkjam.engine.ports import MidiInput, MidiOutput
@@ -29,7 +30,6 @@ from lkjam.engine.protocol import MESSAGES
 from lkjam.engine.scheduler import Scheduler
 from lkjam.engine.server import Server
 from lkjam.engine.sync import MIDI_CLOCK, MIDI_SPP, MIDI_START, TICKS_PER_BEAT
-from test_engine_generator import HALF, ListOutput, Rig, clip
 
 from lkjam import _step
 from lkjam.jackd import JackServer

@@ -14,7 +14,7 @@ from lkjam.engine.events import make_events
 from lkjam.engine.keys import parse_key
 from lkjam.engine.midi_file import MidiFileError, read_midi, write_midi
 from lkjam.engine.model_file import ModelMeta, save_model
-from test_offline import random_weights
+from weights import random_weights
 
 from lkjam.accompany import main, tempo_markers
 from lkjam.pianoroll import PianoRollError, draw

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from lkjam.engine import protocol
 from lkjam.engine.protocol import MESSAGES, ProtocolError, decode, encode
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 
 def frame(kind: str, **fields: Any) -> bytes:

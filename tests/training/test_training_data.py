@@ -20,6 +20,7 @@ from lkjam.training.curriculum import (
 )
 from lkjam.training.textures import TEXTURES
 from music21 import converter, corpus
+from songs import write_song
 
 from lkjam import _step
 
@@ -97,21 +98,6 @@ def test_corpus_cache_is_read_back_without_parsing(
         assert (a.key_root, a.numerator, a.chords) == (b.key_root, b.numerator, b.chords)
     with np.load(files[0], allow_pickle=False) as z:  # plain arrays only
         assert z["events"].dtype.names == ("beat", "dur", "pitch", "vel", "role", "flags")
-
-
-def write_song(path: Path, melody_base: int = 72, bars: int = 8) -> None:
-    """A two-track type-1 file: a melody track above a bass track, 480 ticks per beat."""
-    mid = mido.MidiFile(type=1, ticks_per_beat=480)
-    conductor = mido.MidiTrack([mido.MetaMessage("time_signature", numerator=3, denominator=4)])
-    mid.tracks.append(conductor)
-    for base, step in ((melody_base, 480), (40, 1440)):
-        track = mido.MidiTrack()
-        for i in range(bars * 1440 // step):
-            pitch = base + (0, 2, 4, 5, 7)[i % 5]
-            track.append(mido.Message("note_on", note=pitch, velocity=90, time=0))
-            track.append(mido.Message("note_off", note=pitch, velocity=0, time=step))
-        mid.tracks.append(track)
-    mid.save(path)
 
 
 def test_midi_folder_skips_and_counts_bad_files(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from lkjam.remote_script.fake_live.driver import VERSIONS, FakeLive, import_fake
 DUMP = Path(
     os.environ.get(
         "LKJAM_LIVE_API_XML",
-        Path(__file__).resolve().parents[2] / "shared" / "reference" / "Live-12.1.11-API.xml",
+        Path(__file__).resolve().parents[3] / "shared" / "reference" / "Live-12.1.11-API.xml",
     )
 )
 ENTRY = re.compile(r"<(?:Module|Class|Value|Built-In)>(Live(?:\.[A-Za-z_][A-Za-z0-9_]*)*)")

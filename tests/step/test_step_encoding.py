@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from lkjam.engine.events import EVENT_DTYPE, make_events, sort_events
-from test_offline import random_weights
+from weights import random_weights
 
 from lkjam import _step
 

@@ -3,84 +3,17 @@ plans are known, and with the compiled step (random weights) for speed and deter
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
 from lkjam.engine.decoder import scale_mask
 from lkjam.engine.events import EVENT_DTYPE, make_events
 from lkjam.engine.offline import accompany
+from planners import Plan, ScriptedPlanner
+from weights import random_weights
 
 from lkjam import _step
 
 H, C, A = _step.ROLE_HUMAN, _step.ROLE_CLIP, _step.ROLE_AI
-
-
-@dataclass
-class Plan:
-    wait: bool = True
-    shift: float = 0.0
-    pitch: int = 0
-    velocity: int = 80
-    duration: float = 0.5
-
-
-@dataclass
-class ScriptedPlanner:
-    """Plans `after_input` after every input event and `after_ai` after every AI note;
-    records everything fed, in order, as (beat, role, pitch)."""
-
-    after_input: Plan
-    after_ai: Plan = field(default_factory=Plan)
-    fed: list[tuple[float, int, int]] = field(default_factory=list)
-    last_role: int = H
-    conditioning: tuple[int, float, float] | None = None
-    sounding_bits: tuple[int, int] = (0, 0)  # what `sounding` reports: nothing sounds
-    human_end: float = -1.0  # what `human_until` reports: no human note sounds
-    redrawn: list[np.ndarray] = field(default_factory=list)  # `allowed` of each sample_pitch
-
-    def reset(self) -> None:
-        self.fed.clear()
-
-    def seed(self, seed: int) -> None:
-        pass
-
-    def set_meter(self, numerator: int, denominator: int) -> None:
-        pass
-
-    def set_scale(self, root: int, intervals: list[int]) -> None:
-        pass
-
-    def clear_scale(self) -> None:
-        pass
-
-    def set_pitch_mask(self, mask: np.ndarray | None) -> None:
-        pass
-
-    def set_conditioning(self, mode: int, density: float, voices: float) -> None:
-        self.conditioning = (mode, density, voices)
-
-    def sounding(self, beat: float) -> tuple[int, int]:
-        return self.sounding_bits
-
-    def human_until(self, beat: float) -> float:
-        return max(beat, self.human_end)
-
-    def sample_pitch(self, temperature: float, top_p: float, allowed: np.ndarray) -> int:
-        self.redrawn.append(allowed.copy())
-        return int(np.flatnonzero(allowed)[0])
-
-    def note_off(self, role: int, pitch: int, beat: float) -> None:
-        pass
-
-    def feed(self, beat: float, role: int, pitch: int, velocity: int, duration: float) -> None:
-        self.fed.append((beat, role, pitch))
-        self.last_role = role
-
-    def predict(
-        self, temperature: float = 1.0, top_p: float = 0.95, wait_bias: float = 0.0
-    ) -> Plan:
-        return self.after_ai if self.last_role == A else self.after_input
 
 
 def melody(beats: list[float], role: int = H) -> np.ndarray:
@@ -160,24 +93,6 @@ def test_only_input_roles_are_fed() -> None:
     assert [(b, r) for b, r, _ in planner.fed] == [(0, H), (1, H), (2, C)]
     accompany(planner, stream, human_roles=(C,))
     assert [(b, r) for b, r, _ in planner.fed] == [(2, C)]
-
-
-def random_weights(topology: str, seed: int = 0) -> dict[str, np.ndarray]:
-    t = _step.TOPOLOGIES[topology]
-    hidden, rng = t["hidden"], np.random.default_rng(seed)
-    w: dict[str, np.ndarray] = {}
-    for k in range(t["layers"]):
-        inputs = t["features"] if k == 0 else hidden
-        w[f"gru.weight_ih_l{k}"] = rng.normal(0, 0.1, (3 * hidden, inputs)).astype(np.float32)
-        w[f"gru.weight_hh_l{k}"] = rng.normal(0, 0.1, (3 * hidden, hidden)).astype(np.float32)
-        w[f"gru.bias_ih_l{k}"] = np.zeros(3 * hidden, np.float32)
-        w[f"gru.bias_hh_l{k}"] = np.zeros(3 * hidden, np.float32)
-    for head in ("time", "pitch", "velocity", "duration"):
-        w[f"heads.{head}.weight"] = rng.normal(0, 0.3, (t[head], hidden)).astype(np.float32)
-        w[f"heads.{head}.bias"] = np.zeros(t[head], np.float32)
-    # A strong pull towards short shifts, so a random model plays plenty of notes.
-    w["heads.time.bias"][:48] = 2.0
-    return w
 
 
 @pytest.fixture(scope="module")

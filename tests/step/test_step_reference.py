@@ -5,12 +5,12 @@ are lively), an event stream with per-event conditioning rows, a meter and a sca
 logits PyTorch computed for it on every head. The step must reproduce them to 1e-4, through
 `feed_batch` and through single `feed` calls. Only numpy and `lkjam._step` are needed, so
 this parity check also runs where torch is absent (and under the sanitizer build, CI's
-cpp_step/tests/sanitize.sh); tests/test_step_parity.py keeps the live torch comparison on
+cpp_step/tests/sanitize.sh); tests/step/test_step_parity.py keeps the live torch comparison on
 the default topology.
 
 Regenerate the fixture after a change of the encoding or of JamGRU (it needs torch):
 
-    python tests/test_step_reference.py
+    python tests/step/test_step_reference.py
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from lkjam import _step
 
-FIXTURE = Path(__file__).resolve().parent / "data" / "step_reference.npz"
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "step_reference.npz"
 TOLERANCE = 1e-4
 HEADS = ("time", "pitch", "velocity", "duration")
 N_EVENTS = 48
@@ -36,7 +36,7 @@ def load_fixture() -> dict[str, np.ndarray]:
     version = int(fixture["encoding_version"])
     assert version == _step.ENCODING_VERSION, (
         f"{FIXTURE.name} is for encoding version {version}, the step has "
-        f"{_step.ENCODING_VERSION}: regenerate it with `python tests/test_step_reference.py`"
+        f"{_step.ENCODING_VERSION}: regenerate it with `python tests/step/test_step_reference.py`"
     )
     return fixture
 
