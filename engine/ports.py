@@ -45,6 +45,10 @@ BACKENDS: dict[str, int] = {
 }
 VIRTUAL = {"coremidi", "alsa", "jack"}  # backends that can create their own ports
 ENV_BACKEND = "LKJAM_MIDI_BACKEND"
+LOOPMIDI_HINT = (
+    "Windows has no virtual MIDI ports: create a port named {name!r} in loopMIDI "
+    "(tobias-erichsen.de; lkjam's are 'lkjam in' and 'lkjam out'), then start lkjam again"
+)
 CLIENT_NAME = "lkjam"
 INPUT_QUEUE_SIZE = 4096  # ~40 ms of a 100k msg/s flood; a player produces < 1000/s
 JACK_NO_START_SERVER = 0x01
@@ -151,6 +155,9 @@ class _Port:
                 midi.open_virtual_port(self.name)
             else:
                 midi.open_port(_find(midi.get_ports(), self.name), self.name)
+        except PortError as exc:  # not found by name: only WinMM opens ports that way
+            midi.delete()
+            raise PortError(f"{exc}. {LOOPMIDI_HINT.format(name=self.name)}") from None
         except (rtmidi.SystemError, rtmidi.InvalidPortError, rtmidi.InvalidUseError) as exc:
             midi.delete()
             raise PortError(
