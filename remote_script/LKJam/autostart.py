@@ -3,10 +3,10 @@
 `lkjam install` writes ENGINE_FILE next to this module: a small JSON object whose
 "command" is how to start the engine on this machine (an absolute `lkjam` path, or a
 Python with `-m lkjam`, then `engine`). When the script cannot reach a local engine on
-connect, it starts that command as a detached process with its output in a log file,
-and stops only a process it started itself. Nothing here ever waits on Live's thread:
-`Popen` returns at once, exits are found with a non-blocking `poll()`, and the wait for
-a process we terminated runs on a daemon thread.
+connect, it starts that command as a detached process with its output in a log file
+beside Live's own Log.txt, and stops only a process it started itself. Nothing here
+ever waits on Live's thread: `Popen` returns at once, exits are found with a
+non-blocking `poll()`, and the wait for a process we terminated runs on a daemon thread.
 
 LKJAM_AUTOSTART=0 (or no ENGINE_FILE) turns the whole thing off.
 """
@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 ENGINE_FILE = "engine_command.json"
 ENV_AUTOSTART = "LKJAM_AUTOSTART"
@@ -67,17 +67,53 @@ def with_endpoint(command: List[str], host: str, port: int, default_port: int) -
     return [*command, "--endpoint", "tcp://%s:%d" % (address, port)]
 
 
-def default_log_path() -> str:
-    """A user log folder: beside Live's logs on macOS, LOCALAPPDATA on Windows."""
+def live_version() -> Optional[Tuple[int, int, int]]:
+    """The running Live's (major, minor, bugfix); None outside Live."""
+    try:
+        import Live  # only inside Live (or its fake): the protocol tests run without it
+
+        app = Live.Application.get_application()
+        return (
+            int(app.get_major_version()),
+            int(app.get_minor_version()),
+            int(app.get_bugfix_version()),
+        )
+    except Exception:  # where the engine logs must never stop it from starting
+        return None
+
+
+def live_log_folder(version: Tuple[int, int, int]) -> Optional[str]:
+    """The folder of that Live version's Log.txt (its preferences); None off macOS/Windows."""
+    name = "Live %d.%d.%d" % version
     home = os.path.expanduser("~")
     if sys.platform == "darwin":
-        folder = os.path.join(home, "Library", "Logs", "lkjam")
-    elif sys.platform.startswith("win"):
+        return os.path.join(home, "Library", "Preferences", "Ableton", name)
+    if sys.platform.startswith("win"):
+        base = os.environ.get("APPDATA") or os.path.join(home, "AppData", "Roaming")
+        return os.path.join(base, "Ableton", name, "Preferences")
+    return None
+
+
+def user_log_folder() -> str:
+    """Where the log goes when Live's folder is not found (another layout, or Linux)."""
+    home = os.path.expanduser("~")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Logs", "lkjam")
+    if sys.platform.startswith("win"):
         base = os.environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
-        folder = os.path.join(base, "lkjam", "Logs")
-    else:
-        base = os.environ.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
-        folder = os.path.join(base, "lkjam")
+        return os.path.join(base, "lkjam", "Logs")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
+    return os.path.join(base, "lkjam")
+
+
+def default_log_path(version: Optional[Tuple[int, int, int]] = None) -> str:
+    """The engine's log: beside Live's Log.txt (of `version`, default the running Live's)
+    when that folder exists, else in user_log_folder()."""
+    if version is None:
+        version = live_version()
+    folder = live_log_folder(version) if version is not None else None
+    if folder is None or not os.path.isdir(folder):
+        folder = user_log_folder()
     return os.path.join(folder, LOG_NAME)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import zmq
-from lkjam.remote_script.fake_live.driver import FakeLive
+from lkjam.remote_script.fake_live.driver import VERSIONS, FakeLive
 from lkjam.remote_script.LKJam import autostart
 
 MAX_TICKS = 250  # 20 ms apart: 5 s at most
@@ -200,3 +200,75 @@ def test_the_engine_does_not_inherit_lives_python_settings() -> None:
         "PATH": "/usr/bin",
         "JACK_DEFAULT_SERVER": "j",
     }
+
+
+def live_folders(home: Path, appdata: Path, version: tuple[int, int, int]) -> dict[str, Path]:
+    """Where Live keeps Log.txt for `version` on each system (made with a Log.txt in it)."""
+    name = "Live {}.{}.{}".format(*version)
+    folders = {
+        "darwin": home / "Library" / "Preferences" / "Ableton" / name,
+        "win32": appdata / "Ableton" / name / "Preferences",
+    }
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+        (folder / "Log.txt").write_text("Live's own log\n")
+    return folders
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temporary user: HOME and APPDATA (Windows' Roaming folder) under tmp_path."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("USERPROFILE", str(tmp_path / "home"))  # what Windows reads for ~
+    monkeypatch.setenv("APPDATA", str(tmp_path / "AppData" / "Roaming"))
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "AppData" / "Local"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("version", VERSIONS.values(), ids=VERSIONS.keys())
+def test_the_engine_logs_beside_lives_log_txt(
+    home: Path, monkeypatch: pytest.MonkeyPatch, version: tuple[int, int, int]
+) -> None:
+    """On a Mac (HOME's Library), the engine the script starts writes beside Log.txt."""
+    folder = live_folders(home / "home", home / "AppData" / "Roaming", version)["darwin"]
+    monkeypatch.setattr(sys, "platform", "darwin")
+    path = home / autostart.ENGINE_FILE
+    program = "import sys; print('engine output'); sys.exit(3)"
+    path.write_text(json.dumps({"command": [sys.executable, "-c", program]}))  # no "log"
+    live = FakeLive(version=version)
+    surface = live.load_surface(port=free_port(), engine_file=str(path))
+    tick_until(live, lambda: shown(live, "exit code 3"))
+    log_path = folder / autostart.LOG_NAME
+    assert shown(live, f"see {log_path}")
+    assert "engine output" in log_path.read_text()
+    assert (folder / "Log.txt").read_text() == "Live's own log\n"  # Live's is left alone
+    assert surface.engine_process is None
+    live.disconnect()
+
+
+@pytest.mark.parametrize("version", VERSIONS.values(), ids=VERSIONS.keys())
+def test_the_log_folder_follows_lives_version_on_each_system(
+    home: Path, monkeypatch: pytest.MonkeyPatch, version: tuple[int, int, int]
+) -> None:
+    folders = live_folders(home / "home", home / "AppData" / "Roaming", version)
+    FakeLive(version=version)  # the running Live whose version is read
+    for platform, folder in folders.items():
+        monkeypatch.setattr(sys, "platform", platform)
+        assert autostart.default_log_path() == str(folder / autostart.LOG_NAME)
+    other = (version[0], version[1], version[2] + 1)  # a Live whose folder is not there
+    monkeypatch.setattr(sys, "platform", "darwin")
+    expected = home / "home" / "Library" / "Logs" / "lkjam" / autostart.LOG_NAME
+    assert autostart.default_log_path(other) == str(expected)
+    monkeypatch.setattr(sys, "platform", "win32")
+    expected = home / "AppData" / "Local" / "lkjam" / "Logs" / autostart.LOG_NAME
+    assert autostart.default_log_path(other) == str(expected)
+
+
+def test_without_lives_folder_the_log_goes_to_a_user_folder(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Linux (tests, a Live-less machine) has no Live folder: the user's state folder."""
+    FakeLive()
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert autostart.default_log_path() == str(home / "state" / "lkjam" / autostart.LOG_NAME)
