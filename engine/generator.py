@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from lkjam.engine import protocol
 from lkjam.engine.decoder import MAX_NOTES_PER_BEAT, Decoder, Note, scale_mask
 from lkjam.engine.model_file import LoadedModel
 from lkjam.engine.scheduler import Output, Scheduler, wait_until
@@ -51,21 +52,36 @@ class Clock(Protocol):
     def __call__(self) -> float: ...
 
 
+# The settings the engine keeps: every field of the `controls` message but `seed`, which
+# reseeds once.
+SETTINGS = tuple(name for name in protocol.MESSAGES["controls"].fields if name != "seed")
+
+
 @dataclass
 class Controls:
-    """Performance controls (protocol message `controls`), with their defaults."""
+    """The settings in force, one per name in SETTINGS (docs/protocol.md, `controls`).
 
-    mode: str = "accompany"  # accompany | call_response | off
-    temperature: float = 1.0
-    top_p: float = 0.95
-    density: float = 0.5  # 0.5 = the model's own rate (lkjam.engine.decoder.density_target)
-    voices: float = 0.0  # AI notes per onset; 0 = the model's own
-    style: str = "default"
-    turn_bars: int = 2  # call_response: bars of a handed-over turn
-    cycle_bars: int = 0  # call_response: 0 = the model takes its turns, N = fixed cycles
-    trigger_note: int = -1  # call_response: pitch that hands over the turn; -1 = none
-    scale_lock: bool = True  # mask AI pitches to the known scale
-    chord_lock: bool = True  # AI pitches make a chord with what sounds (decoder.Decoder.plan)
+    The fields are written out for the type checker; their starting values are the
+    protocol table's defaults (`start`), and a test checks names and types against it.
+    """
+
+    mode: str  # off | accompany | call_response
+    temperature: float
+    top_p: float
+    density: float  # 0.5 = the model's own rate (lkjam.engine.decoder.density_target)
+    voices: float  # AI notes per onset; 0 = the model's own
+    style: str
+    turn_bars: int  # call_response: bars of a handed-over turn
+    cycle_bars: int  # call_response: 0 = the model takes its turns, N = fixed cycles
+    trigger_note: int  # call_response: pitch that hands over the turn; -1 = none
+    scale_lock: bool  # mask AI pitches to the known scale
+    chord_lock: bool  # AI pitches make a chord with what sounds (decoder.Decoder.plan)
+
+    @classmethod
+    def start(cls, style: str) -> Controls:
+        """Before any `controls` message: the table's defaults, and the style loaded."""
+        fields = protocol.MESSAGES["controls"].fields
+        return cls(style=style, **{n: fields[n].default for n in SETTINGS if n != "style"})
 
 
 class ClipTrack:
@@ -151,10 +167,10 @@ class Generator:
         self.explicit_scale = scale
         self.commit_s = commit_s
         self.clock = clock
-        self.controls = Controls()
+        self.controls = Controls.start(model.meta.style)
         self.sync = Sync()
         self.inbox: deque[tuple[str, Any, float]] = deque()
-        self.inbox_dropped = 0
+        self.inbox_dropped = 0  # these counts go out with every status
         self.clips: dict[tuple[int, int], ClipTrack] = {}
         self.live_scale: tuple[int, list[int]] | None = None
         self.history: deque[tuple[float, int, int, int, float]] = deque(maxlen=HISTORY)
@@ -167,7 +183,7 @@ class Generator:
         self.answering = False
         self.turn_start = self.turn_end = 0.0
         self.first_of_turn = False
-        self.late = 0
+        self.late_notes = 0
         self.seed = seed
         self._configure_step(seed)
 
@@ -266,37 +282,30 @@ class Generator:
     def _msg_clip(self, m: dict[str, Any], t_recv: float) -> None:
         key = (m["track"], m["slot"])
         if not m["playing"] or m["role"] == "ignore":
-            self.clips.pop(key, None)
+            self._msg_clip_gone(m, t_recv)
             return
         clip = ClipTrack(m)
         clip.seek(max(self.decoder.last_beat, self._now_beat(t_recv)))
         self.clips[key] = clip
         log.info("clip %r (track %d slot %d): %d notes", clip.name, *key, len(clip.first))
 
+    def _msg_clip_gone(self, m: dict[str, Any], t_recv: float) -> None:
+        clip = self.clips.pop((m["track"], m["slot"]), None)
+        if clip is not None:
+            log.info("clip %r (track %d slot %d) gone", clip.name, m["track"], m["slot"])
+
     def _msg_controls(self, m: dict[str, Any], t_recv: float) -> None:
         c = self.controls
         if "seed" in m:
             self.seed = m["seed"]
             self.model.step.seed(self.seed)
-        for name in (
-            "temperature",
-            "top_p",
-            "density",
-            "voices",
-            "turn_bars",
-            "cycle_bars",
-            "chord_lock",
-        ):
-            if name in m:
+        scale_lock = c.scale_lock
+        for name in SETTINGS:
+            if name in m and name != "mode":  # a new mode takes effect below
                 setattr(c, name, m[name])
         self._apply_sampling()
-        if "trigger_note" in m:
-            c.trigger_note = m["trigger_note"]
-        if "scale_lock" in m and m["scale_lock"] != c.scale_lock:
-            c.scale_lock = m["scale_lock"]
+        if c.scale_lock != scale_lock:
             self._apply_scale()
-        if "style" in m:
-            c.style = m["style"]
         if "mode" in m and m["mode"] != c.mode:
             ended = self.scheduler.all_notes_off()
             c.mode = m["mode"]
@@ -510,7 +519,7 @@ class Generator:
         self.first_of_turn = False
         t_on = line.time_at(plan.beat)
         if t_on < now - LATE_S:
-            self.late += 1
+            self.late_notes += 1
             return
         if log.isEnabledFor(logging.DEBUG):  # planned beats, for `lkjam demo`'s timing figures
             log.debug(
@@ -566,4 +575,10 @@ class Generator:
         line = self.sync.line(self.clock())
         tempo = f"{line.tempo:.1f} bpm" if line is not None and self.playing else "stopped"
         text = f"{self.controls.mode} · {self.model.meta.style} · {tempo}"
-        self.post("status", text=text)
+        self.post(
+            "status",
+            text=text,
+            late_notes=self.late_notes,
+            dropped_notes=self.scheduler.dropped,
+            dropped_in=self.inbox_dropped,
+        )

@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Any
 
 from lkjam.engine import protocol
-from lkjam.engine.generator import Controls, Generator
+from lkjam.engine.generator import SETTINGS, Controls, Generator
 from lkjam.engine.jobs import OfflineModels, Worker, accompany_clip
 from lkjam.engine.keys import parse_scale
 from lkjam.engine.model_file import (
@@ -32,7 +32,7 @@ from lkjam.engine.model_file import (
     resolve_style,
 )
 from lkjam.engine.ports import MidiInput, MidiOutput, PortError
-from lkjam.engine.server import BindError, Server
+from lkjam.engine.server import POLL_MS, BindError, Server
 
 from lkjam import __version__
 
@@ -55,7 +55,7 @@ class Engine:
         self.stop = threading.Event()
         self.model = self._load_initial_model()
         self.style = self.model.meta.style
-        self.controls = Controls(style=self.style)  # the socket thread's view, for jobs
+        self.controls = Controls.start(self.style)  # the socket thread's view, for jobs
         self.scale: tuple[int, Sequence[int]] | None = args.scale
         self.meter = (4, 4)
         self.offline = OfflineModels()
@@ -110,6 +110,8 @@ class Engine:
 
     def _post(self, kind: str, **fields: Any) -> None:
         if self.server is not None:
+            if kind == "status":  # the generator's counts, and the socket's own
+                fields["dropped_out"] = self.server.outbox_dropped
             self.server.send(None, kind, **fields)
 
     # ---- messages (socket thread) --------------------------------------------------
@@ -146,7 +148,7 @@ class Engine:
             self.server.error(rid, f"{kind}: engine busy, message dropped")
 
     def _on_controls(self, rid: bytes, m: dict[str, Any]) -> None:
-        for name in ("temperature", "top_p", "density", "voices", "scale_lock", "chord_lock"):
+        for name in SETTINGS:
             if name in m:
                 setattr(self.controls, name, m[name])
         if "style" in m:
@@ -276,7 +278,7 @@ class Engine:
             self.server.endpoint,
         )
         while not self.stop.is_set():
-            self.server.poll_once(5)
+            self.server.poll_once(POLL_MS)
             self._check_ports()
 
     def _check_ports(self) -> None:

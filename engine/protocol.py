@@ -2,14 +2,17 @@
 
 `MESSAGES` is the single table of every message: its direction, its fields with their
 types and ranges, and an example. Validation (`decode`, `encode`), the error texts and
-docs/protocol.md (`python -m lkjam.engine.protocol > docs/protocol.md`) all derive
-from it; a test checks that the committed doc matches the table.
+docs/protocol.md (`python -m lkjam.engine.protocol > docs/protocol.md`) and the remote
+script's copy (`python -m lkjam.engine.protocol --remote > remote_script/LKJam/protocol_table.py`,
+standard-library Python 3.7) all derive from it; tests check that both committed files
+match the table.
 
 Each message is one ZeroMQ frame of UTF-8 JSON: an object with `"v": 1` and a `"type"`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -31,7 +34,7 @@ MAX_TEXT = 1000
 TO_ENGINE = "script -> engine"
 TO_SCRIPT = "engine -> script"
 
-MODES = ("accompany", "call_response", "off")
+MODES = ("off", "accompany", "call_response")  # also the order of the mode dial's thirds
 CLIP_ROLES = ("clip", "human", "ai", "ignore")
 MAX_CLIP_NOTES = 4096  # per clip_notes answer: what the remote script accepts
 # A looping clip repeats forever, so its density is the generator's sustained work: a loop
@@ -64,6 +67,7 @@ class Field:
     choices: tuple[str, ...] = ()
     required: bool = True
     max_len: int = MAX_TEXT  # characters of a string, or notes of a note list
+    default: Any = None  # an optional field's value until one is sent (None: none)
 
     def describe(self) -> str:
         """The type column of the docs, e.g. `number 20..999`."""
@@ -162,7 +166,8 @@ MESSAGES: dict[str, MessageSpec] = {
         "A clip's notes and where it plays. Notes of a playing clip with role `clip` or "
         "`ai` (a clip on the AI track) are fed to the model as context ahead of time; role "
         "`human` feeds them as the human's part; `ignore` or `playing: false` removes the "
-        "clip. Clip time 0 is at song beat `start_beat`; the clip plays on from there, and "
+        "clip (as `clip_gone` does). Clip time 0 is at song beat `start_beat`; the clip "
+        "plays on from there, and "
         "a looping clip, on reaching `loop[1]`, repeats `loop[0]..loop[1]` (a non-looping "
         "one ends at `length`). Sending the same `track`/`slot` again replaces it. A looping "
         "clip's loop lasts at least 1/24 beat (one MIDI clock tick), and at most "
@@ -194,21 +199,35 @@ MESSAGES: dict[str, MessageSpec] = {
         },
         check=lambda m: _check_clip(m),
     ),
+    "clip_gone": MessageSpec(
+        TO_ENGINE,
+        "A clip sent with `clip` no longer exists for the engine: it was deleted, stopped, "
+        "moved to another track or slot, or its track changed role. Its notes are no longer "
+        "fed. Unknown `track`/`slot` pairs are ignored.",
+        {
+            "track": _int("track index the clip was sent with", 0, 10_000),
+            "slot": _int("clip slot index the clip was sent with", 0, 10_000),
+        },
+        {"track": 1, "slot": 0},
+    ),
     "controls": MessageSpec(
         TO_ENGINE,
         "Performance controls. Every field is optional; fields left out keep their value. "
         "A changed `style` hot-swaps the model file; a file that fails to load leaves the "
         "old model playing and answers `error`.",
         {
-            "mode": Field("enum", "what the AI does", choices=MODES, required=False),
-            "temperature": _num("sampling temperature", 0.05, 5, required=False),
-            "top_p": _num("nucleus sampling mass", 0.01, 1, required=False),
+            "mode": Field(
+                "enum", "what the AI does", choices=MODES, required=False, default="accompany"
+            ),
+            "temperature": _num("sampling temperature", 0.05, 5, required=False, default=1.0),
+            "top_p": _num("nucleus sampling mass", 0.01, 1, required=False, default=0.95),
             "density": _num(
                 "0 = sparse, 0.5 = the model's own rate, 1 = busy: a third to three times "
                 "the model's AI onsets per beat (conditioning)",
                 0,
                 1,
                 required=False,
+                default=0.5,
             ),
             "voices": _num(
                 "AI notes per onset (1 = lines and arpeggios, 3-4 = block chords); "
@@ -216,13 +235,20 @@ MESSAGES: dict[str, MessageSpec] = {
                 0,
                 8,
                 required=False,
+                default=0.0,
             ),
-            "style": Field("str", "model style name (a file in the styles dir)", required=False),
+            "style": Field(
+                "str",
+                "model style name (a file in the styles dir); at start, the engine's "
+                "`--style` or `--model`",
+                required=False,
+            ),
             "turn_bars": _int(
                 "call_response: bars a handed-over turn (trigger note, pedal) lasts",
                 1,
                 64,
                 required=False,
+                default=2,
             ),
             "cycle_bars": _int(
                 "call_response: 0 = the model takes its turns (answers wait for the human to "
@@ -230,24 +256,31 @@ MESSAGES: dict[str, MessageSpec] = {
                 0,
                 128,
                 required=False,
+                default=0,
             ),
             "trigger_note": _int(
-                "call_response: this pitch (not played) hands the turn to the AI; -1 = none. "
-                "The sustain pedal (CC64 down) always does.",
+                "call_response: this pitch (not played) hands the turn to the AI, as the "
+                "sustain pedal (CC64 down) always does; -1 = none",
                 -1,
                 127,
                 required=False,
+                default=-1,
             ),
             "scale_lock": Field(
-                "bool", "keep AI notes inside the known scale (default true)", required=False
+                "bool", "keep AI notes inside the known scale", required=False, default=True
             ),
             "chord_lock": Field(
                 "bool",
-                "an AI note makes a chord (triad or seventh) with what sounds at its onset "
-                "(default true)",
+                "an AI note makes a chord (triad or seventh) with what sounds at its onset",
+                required=False,
+                default=True,
+            ),
+            "seed": _int(
+                "reseed the sampler now; at start, the engine's `--seed`",
+                0,
+                2**31 - 1,
                 required=False,
             ),
-            "seed": _int("reseed the sampler", 0, 2**31 - 1, required=False),
         },
         {"mode": "call_response", "temperature": 0.9, "top_p": 0.95, "density": 0.5},
     ),
@@ -291,9 +324,36 @@ MESSAGES: dict[str, MessageSpec] = {
     "status": MessageSpec(
         TO_SCRIPT,
         "A line for Live's status bar, sent to every client after `hello` and on changes "
-        "(mode, model, transport start and stop).",
-        {"text": Field("str", "the text")},
-        {"text": "call_response · default · 120.0 bpm"},
+        "(mode, model, transport start and stop), with what the engine has lost since it "
+        "started (the engine always sends these counts).",
+        {
+            "text": Field("str", "the text"),
+            "late_notes": _int(
+                "AI notes drawn too late to play on time: fed to the model, not played",
+                0,
+                required=False,
+            ),
+            "dropped_notes": _int(
+                "AI notes not played because the send queue was full", 0, required=False
+            ),
+            "dropped_in": _int(
+                "client messages dropped because the engine was busy (each answered with `error`)",
+                0,
+                required=False,
+            ),
+            "dropped_out": _int(
+                "messages to clients dropped: the outbox was full or a client did not read",
+                0,
+                required=False,
+            ),
+        },
+        {
+            "text": "call_response · default · 120.0 bpm",
+            "late_notes": 0,
+            "dropped_notes": 0,
+            "dropped_in": 0,
+            "dropped_out": 0,
+        },
     ),
     "clip_notes": MessageSpec(
         TO_SCRIPT,
@@ -603,16 +663,66 @@ def markdown() -> str:
                 parts.append("\n| field | type | required | meaning |\n|---|---|---|---|\n")
                 for fname, f in spec.fields.items():
                     need = "yes" if f.required else "no"
-                    parts.append(f"| `{fname}` | {f.describe()} | {need} | {f.doc} |\n")
+                    meaning = (
+                        f.doc
+                        if f.default is None
+                        else f"{f.doc}; default `{json.dumps(f.default)}`"
+                    )
+                    parts.append(f"| `{fname}` | {f.describe()} | {need} | {meaning} |\n")
             example = {"v": PROTOCOL_VERSION, "type": name, **spec.example}
             parts.append(f"\nExample:\n\n```json\n{json.dumps(example)}\n```\n")
     return "".join(parts)
 
 
+# ---- the remote script's copy ---------------------------------------------------------
+
+REMOTE_FILE = "remote_script/LKJam/protocol_table.py"
+
+
+def _py(name: str, value: int | tuple[str, ...], comment: str) -> str:
+    """`name = value  # comment` as ruff formats it (the file is committed as generated)."""
+    if isinstance(value, int):
+        return f"{name} = {value}  # {comment}\n"
+    items = ", ".join(json.dumps(v) for v in value)
+    line = f"{name} = ({items})  # {comment}\n"
+    if len(line) <= 101:  # 100 characters and the newline
+        return line
+    lines = "".join(f"    {json.dumps(v)},\n" for v in value)
+    return f"# {comment}\n{name} = (\n{lines})\n"
+
+
+def remote_module() -> str:
+    """remote_script/LKJam/protocol_table.py: what the remote script takes from the table,
+    as standard-library Python 3.7."""
+    engine_types = tuple(n for n, s in MESSAGES.items() if s.direction == TO_SCRIPT)
+    roles = MESSAGES["clip"].fields["role"].choices
+    modes = MESSAGES["controls"].fields["mode"].choices
+    notes = MESSAGES["clip_notes"].fields["notes"].max_len
+    return (
+        '"""The protocol as the remote script uses it, generated from engine/protocol.py.\n'
+        "\n"
+        "Do not edit. It is made by\n"
+        f"`python -m lkjam.engine.protocol --remote > {REMOTE_FILE}`,\n"
+        "and a test checks that it matches the table. docs/protocol.md describes every message.\n"
+        '"""\n'
+        "\n"
+        + _py("PROTOCOL_VERSION", PROTOCOL_VERSION, 'every message\'s "v"')
+        + _py("MAX_MESSAGE_BYTES", MAX_MESSAGE_BYTES, "larger frames are refused")
+        + _py("MAX_CLIP_NOTES", notes, "notes in one clip_notes answer")
+        + _py("ENGINE_TYPES", engine_types, "the messages the engine sends")
+        + _py("MODES", modes, "controls.mode")
+        + _py("CLIP_ROLES", roles, "clip.role")
+    )
+
+
 def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = sys.stdout.write) -> int:
-    """Print docs/protocol.md."""
-    del argv
-    out(markdown())
+    """Print docs/protocol.md, or with --remote the remote script's copy of the table."""
+    parser = argparse.ArgumentParser(prog="python -m lkjam.engine.protocol")
+    parser.add_argument(
+        "--remote", action="store_true", help=f"print {REMOTE_FILE} instead of the docs"
+    )
+    args = parser.parse_args(argv)
+    out(remote_module() if args.remote else markdown())
     return 0
 
 

@@ -56,9 +56,7 @@ class Scheduler:
         self._pending: list[tuple[float, int, bool, int, int, int]] = []
         self._seq = 0
         self.sounding: dict[int, int] = {}  # pitch -> token of the note now sounding
-        self.sent_on = 0
-        self.sent_off = 0
-        self.dropped = 0
+        self.dropped = 0  # notes refused by a full queue; reported in `status`
 
     def note(self, pitch: int, velocity: int, t_on: float, t_off: float) -> bool:
         """Schedule one AI note; False (and counted) if the queue is full."""
@@ -86,7 +84,6 @@ class Scheduler:
                     self._send_off(pitch)
                 self.output.send((self.status_on, pitch, velocity))
                 self.sounding[pitch] = token
-                self.sent_on += 1
             elif self.sounding.get(pitch) == token:
                 self._send_off(pitch)
                 del self.sounding[pitch]
@@ -97,7 +94,6 @@ class Scheduler:
 
     def _send_off(self, pitch: int) -> None:
         self.output.send((self.status_off, pitch, 0))
-        self.sent_off += 1
 
     def release_all(self) -> int:
         """Cancel everything pending and end every sounding note; returns notes ended."""

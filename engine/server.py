@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,7 +35,7 @@ TRANSPORT_HANDOVER_S = 1.0  # the owner's snapshots come 10 a second; a second's
 # (a script reloaded in Live, a tool that sent one) lets another client take over
 OUTBOX_SIZE = 1024
 ERROR_LOG_PER_S = 10  # logged error lines per second; the rest are counted
-POLL_MS = 5
+POLL_MS = 5  # the engine's main loop polls this long, then checks its ports
 
 
 class BindError(RuntimeError):
@@ -145,10 +144,6 @@ class Server:
                     self.outbox_dropped += 1  # that client does not read: drop, never block
 
     # ---- the loop -----------------------------------------------------------------
-
-    def serve(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.poll_once(POLL_MS)
 
     def poll_once(self, timeout_ms: int) -> None:
         events = dict(self._poller.poll(timeout_ms))

@@ -17,9 +17,9 @@ command line). Style is sent only once the engine has listed its styles.
 from typing import Any, Callable, Dict, List, Optional
 
 from .listeners import ListenerRegistry
+from .protocol_table import MODES  # the mode dial's thirds, in the table's order
 
 RACK_NAME = "lkjam"
-MODES = ("off", "accompany", "call_response")
 
 
 def find_rack(devices: Any) -> Optional[Any]:
@@ -102,7 +102,7 @@ class ControlsHandler(object):
                 break
             x = min(1.0, max(0.0, self._position(number)))
             if name == "mode":
-                controls[name] = MODES[min(2, int(x * 3))]
+                controls[name] = MODES[min(len(MODES) - 1, int(x * len(MODES)))]
             elif name == "style":
                 if styles:
                     controls[name] = styles[round(x * (len(styles) - 1))]

@@ -1,17 +1,15 @@
 """The wire format shared with the engine: one UTF-8 JSON object per ZeroMQ frame.
 
-Every message carries "v" (the protocol version) and "type" (DESIGN §5,
-docs/protocol.md). Script -> engine: hello, transport, scale, clip, controls,
-accompany, bye. Engine -> script: welcome, status, clip_notes, error.
+Every message carries "v" (the protocol version) and "type"; docs/protocol.md describes
+them all. The constants come from protocol_table.py, generated from the engine's table.
 """
 
 import json
 from typing import Any, Dict, List, Optional
 
-PROTOCOL_VERSION = 1
+from .protocol_table import ENGINE_TYPES, MAX_CLIP_NOTES, MAX_MESSAGE_BYTES, PROTOCOL_VERSION
+
 SCRIPT_VERSION = "0.1.0"
-MAX_MESSAGE_BYTES = 1024 * 1024  # the engine applies the same cap
-ENGINE_TYPES = ("welcome", "status", "clip_notes", "error")
 
 Message = Dict[str, Any]
 
@@ -45,7 +43,7 @@ def decode(frames: List[bytes]) -> Message:
     return message
 
 
-def note_list(raw: Any, limit: int = 4096) -> Optional[List[List[float]]]:
+def note_list(raw: Any, limit: int = MAX_CLIP_NOTES) -> Optional[List[List[float]]]:
     """Validate `notes` from clip_notes: [[pitch, start, dur, vel], ...] or None."""
     if not isinstance(raw, list) or len(raw) > limit:
         return None

@@ -415,27 +415,10 @@ class LKJam(object):
                 self._clips[key] = ClipHandler(clip, key[0], key[1], role, self._registry)
 
     def _send_gone(self, handler: ClipHandler) -> None:
-        """A watched clip stopped mattering: tell the engine it no longer plays."""
-        if not (self._client.connected and handler.playing):
-            return
-        try:
-            fields = handler.message_fields()
-        except Exception:  # the clip was deleted; its notes are gone
-            fields = {
-                "track": handler.track,
-                "slot": handler.slot,
-                "name": "",
-                "role": handler.role,
-                "length": 0.0,
-                "looping": False,
-                "loop": [0.0, 0.0],
-                "start_beat": handler.start_beat,
-                "notes": [],
-            }
-        fields["playing"] = False
-        if fields["loop"][0] >= fields["loop"][1]:
-            fields["loop"] = [0.0, max(1.0, fields["length"])]
-        self._send("clip", fields, key=("clip", handler.track, handler.slot))
+        """A watched clip stopped mattering: the engine forgets it."""
+        if self._client.connected and handler.playing:
+            key = ("clip", handler.track, handler.slot)  # replaces a clip still queued
+            self._send("clip_gone", {"track": handler.track, "slot": handler.slot}, key=key)
 
     def _locate(self, clip: Any) -> Optional[Tuple[TrackHandler, int, Any]]:
         """(track handler, slot, clip) for a session MIDI clip we know the track of."""

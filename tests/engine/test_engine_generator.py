@@ -7,12 +7,15 @@ without ever depending on the machine's speed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from generator_rig import HALF, LONG, NOW, Rig, clip
-from lkjam.engine.generator import MAX_NOTES_PER_BEAT
+from lkjam.engine import protocol
+from lkjam.engine.generator import MAX_NOTES_PER_BEAT, SETTINGS, Controls
 from lkjam.engine.harmony import FITS_CHORD
 from lkjam.engine.model_file import load_model
 from lkjam.engine.scheduler import Scheduler
@@ -195,3 +198,66 @@ def test_scheduler_retriggers_a_pitch_without_cutting_the_new_note() -> None:
     assert len(sent) == 3 and s.sounding == {60: 2}
     s.run_due(4.0)
     assert sent[-1] == (0x81, 60, 0) and not s.sounding
+
+
+def test_a_clip_gone_is_no_longer_fed(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, NOW)
+    rig.run(0.05)
+    rig.message("clip", **clip([[38, 1.0, 1.0, 100], [45, 3.0, 1.0, 100]]))
+    rig.run_to_beat(4.5)
+    rig.message("clip_gone", track=1, slot=0)
+    rig.message("clip_gone", track=7, slot=3)  # never sent: nothing to forget
+    rig.run_to_beat(8.5)
+    fed = [round(beat, 3) for beat, role, *_ in rig.gen.history if role == _step.ROLE_CLIP]
+    assert fed == [1.0, 3.0] and not rig.gen.clips
+
+
+def test_controls_are_the_protocol_tables(tmp_path: Path) -> None:
+    table = protocol.MESSAGES["controls"].fields
+    kinds = {"enum": "str", "str": "str", "num": "float", "int": "int", "bool": "bool"}
+    assert [(f.name, f.type) for f in fields(Controls)] == [
+        (name, kinds[table[name].kind]) for name in SETTINGS
+    ]
+    assert set(table) - set(SETTINGS) == {"seed"}
+    start = asdict(Controls.start("folk"))
+    assert start == {n: "folk" if n == "style" else table[n].default for n in SETTINGS}
+    protocol.validate({"v": 1, "type": "controls", **start}, protocol.TO_ENGINE)
+
+    # Every setting a message carries is applied.
+    rig = Rig(tmp_path, NOW)
+    wanted = {
+        "mode": "call_response",
+        "temperature": 0.5,
+        "top_p": 0.5,
+        "density": 0.25,
+        "voices": 3.0,
+        "style": "other",
+        "turn_bars": 4,
+        "cycle_bars": 8,
+        "trigger_note": 36,
+        "scale_lock": False,
+        "chord_lock": False,
+    }
+    assert set(wanted) == set(SETTINGS)
+    rig.message("controls", **wanted)
+    rig.run(0.01)
+    assert asdict(rig.gen.controls) == wanted
+
+
+def test_status_carries_what_was_lost(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, NOW)
+    posted: list[dict[str, Any]] = []
+    rig.gen.post = lambda kind, **fields: posted.append({"type": kind, **fields})
+    rig.run(0.5)
+    rig.midi(0x90, 60, 100)
+    rig.now += 0.5  # the generator thread stalls: its plans are drawn too late to play
+    rig.run(0.5)
+    while rig.gen.submit("message", {"type": "nothing"}):
+        pass  # the inbox fills up; the next message is dropped
+    rig.run(0.01)
+    assert rig.gen.submit("status", None)
+    rig.run(0.01)
+    status = posted[-1]
+    protocol.validate({"v": 1, **status}, protocol.TO_SCRIPT)
+    assert status["late_notes"] > 0 and status["late_notes"] == rig.gen.late_notes
+    assert status["dropped_in"] == 1 and status["dropped_notes"] == 0

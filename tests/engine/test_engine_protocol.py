@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from lkjam.engine import protocol
 from lkjam.engine.protocol import MESSAGES, ProtocolError, decode, encode
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+REPO = Path(__file__).resolve().parents[2]
+DOC = REPO / "docs" / "protocol.md"
 
 
 def frame(kind: str, **fields: Any) -> bytes:
@@ -40,6 +41,27 @@ def test_docs_are_generated_from_the_table() -> None:
             assert f"| `{name}` |" in text
 
 
+def test_the_remote_scripts_copy_is_generated_from_the_table() -> None:
+    assert (REPO / protocol.REMOTE_FILE).read_text() == protocol.remote_module(), (
+        f"{protocol.REMOTE_FILE} is stale: run "
+        f"python -m lkjam.engine.protocol --remote > {protocol.REMOTE_FILE}"
+    )
+    copy: dict[str, Any] = {}
+    exec(protocol.remote_module(), copy)  # what the script imports
+    assert copy["PROTOCOL_VERSION"] == protocol.PROTOCOL_VERSION
+    assert copy["MAX_MESSAGE_BYTES"] == protocol.MAX_MESSAGE_BYTES
+    assert copy["MAX_CLIP_NOTES"] == protocol.MAX_CLIP_NOTES
+    assert copy["ENGINE_TYPES"] == ("welcome", "status", "clip_notes", "error")
+    assert copy["MODES"] == protocol.MODES and copy["CLIP_ROLES"] == protocol.CLIP_ROLES
+
+
+def test_main_prints_the_docs_or_the_remote_copy() -> None:
+    printed: list[str] = []
+    assert protocol.main([], printed.append) == 0
+    assert protocol.main(["--remote"], printed.append) == 0
+    assert printed == [protocol.markdown(), protocol.remote_module()]
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
@@ -55,7 +77,7 @@ def test_docs_are_generated_from_the_table() -> None:
         (frame("transport", tempo=120, beat=0, playing=True, sig=[4, 4]), "transport.t: missing"),
         (frame("scale", root=12, intervals=[0]), "scale.root"),
         (frame("scale", root=0, intervals=[0, 13]), "scale.intervals[1]"),
-        (frame("controls", mode="jam"), "controls.mode: must be one of accompany"),
+        (frame("controls", mode="jam"), "controls.mode: must be one of off, accompany"),
         (frame("controls", temperature=float("1e400")), "controls.temperature"),
         (frame("controls", colour="red"), "controls.colour: unknown field"),
         (frame("accompany", id=True, track=0, slot=0, length=4, notes=[]), "accompany.id"),

@@ -203,8 +203,8 @@ def test_roles_selected_clip_and_stop(version: Version, engine: Engine, port: in
     live.fire(s["bass"], 0)
     run_until(live, engine, lambda: engine.of_type("clip")[-1]["name"] == "bassline")
     s["bass"].stop_all_clips()
-    run_until(live, engine, lambda: engine.of_type("clip")[-1]["playing"] is False)
-    assert engine.of_type("clip")[-1]["name"] == "bassline"
+    run_until(live, engine, lambda: bool(engine.of_type("clip_gone")))
+    assert engine.of_type("clip_gone") == [{"v": 1, "type": "clip_gone", "track": 2, "slot": 0}]
 
     # The AI track's own clips are known to the engine but not fed to the model.
     take = live.add_clip(s["ai"], 3, 4.0, [(64, 0.0, 1.0, 70)], name="old take")
@@ -456,6 +456,31 @@ def test_script_parses_as_python_3_7_and_imports_only_stdlib_and_live() -> None:
             assert "__future__" not in names, f"{path.name}: no __future__ imports"
 
 
+def test_every_macro_position_sends_controls_the_engine_accepts() -> None:
+    from lkjam.remote_script.LKJam import controls
+
+    for name, mapping in controls._MACROS:
+        if mapping is None:
+            continue  # mode and style: below, and the engine's own style list
+        for x in (0.0, 0.5, 1.0):  # the mappings are monotonic: the ends bound them
+            protocol.validate({"v": 1, "type": "controls", name: mapping(x)}, protocol.TO_ENGINE)
+    assert set(controls.MODES) == set(protocol.MODES)
+
+
+def test_the_scripts_roles_are_the_protocols() -> None:
+    live = FakeLive(version=VERSIONS["12.1"])  # provides the `Live` module clip.py imports
+    tracks = [
+        live.add_midi_track("Keys [human]"),
+        live.add_midi_track("Band", input_routing="lkjam out"),
+        live.add_midi_track("Bass"),
+    ]
+    from lkjam.remote_script.LKJam import clip, track
+
+    roles = {track.track_role(t) for t in tracks}
+    assert set(clip.CLIP_ROLES) == roles == {"human", "ai", "clip"}
+    assert set(clip.CLIP_ROLES.values()) <= set(protocol.CLIP_ROLES)
+
+
 def test_clip_anchor_follows_live_without_spurious_resends(
     version: Version, engine: Engine, port: int
 ) -> None:
@@ -495,15 +520,15 @@ def test_a_clip_whose_track_moves_is_re_keyed(version: Version, engine: Engine, 
     song = live.song
     new = live.Live.Track.Track(song, "Pad")
     song._set("tracks", (new, *song.tracks))
-    run_until(live, engine, lambda: len(engine.of_type("clip")) >= 3)
-    old, moved = engine.of_type("clip")[1:3]
-    assert (old["track"], old["playing"]) == (2, False)
+    run_until(live, engine, lambda: len(engine.of_type("clip")) >= 2)
+    moved = engine.of_type("clip")[1]
     assert (moved["track"], moved["playing"], moved["name"]) == (3, True, "bassline")
+    assert [(m["track"], m["slot"]) for m in engine.of_type("clip_gone")] == [(2, 0)]
 
     # The bass track is deleted: its clip stops existing for the engine.
     live.delete_track(s["bass"])
-    run_until(live, engine, lambda: engine.of_type("clip")[-1]["playing"] is False)
-    assert engine.of_type("clip")[-1]["track"] == 3
+    run_until(live, engine, lambda: len(engine.of_type("clip_gone")) == 2)
+    assert engine.of_type("clip_gone")[-1]["track"] == 3
     assert all_listeners(live, []) == surface.listener_count
     live.disconnect()
     assert s["bass"]._listener_count() + s["bassline"]._listener_count() == 0
@@ -602,7 +627,8 @@ def test_a_deleted_watched_clip_does_not_fail_the_tick(
     run_until(live, engine, lambda: len(engine.of_type("clip")) >= 2)
     s["keys"].clip_slots[1].delete_clip()  # the selected clip: Live keeps pointing at it
     s["bass"].clip_slots[0].delete_clip()  # the playing one
-    run_until(live, engine, lambda: engine.of_type("clip")[-1]["playing"] is False)
+    run_until(live, engine, lambda: bool(engine.of_type("clip_gone")))
+    assert [(m["track"], m["slot"]) for m in engine.of_type("clip_gone")] == [(2, 0)]
     live.run(0.5, realtime=False)
     assert not any("tick failed" in line for line in live.c_instance.log)
     live.disconnect()
