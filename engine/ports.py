@@ -53,7 +53,10 @@ CLIENT_NAME = "lkjam"
 INPUT_QUEUE_SIZE = 4096  # ~40 ms of a 100k msg/s flood; a player produces < 1000/s
 JACK_NO_START_SERVER = 0x01
 POLL_S = 0.0005  # the JACK reader's poll period while messages flow
-IDLE_POLL_S = 0.002  # and after IDLE_AFTER_S without any (Live stopped, nobody playing)
+# After IDLE_AFTER_S without any message (Live stopped, nobody playing) the reader wakes
+# less often, so that an idle engine sleeps: the first note after such a silence is seen
+# up to IDLE_POLL_S later, though its time stays exact. MIDI clock never lets it idle.
+IDLE_POLL_S = 0.01
 IDLE_AFTER_S = 1.0
 # How fast the reader lets its clock anchor rise (s per s): it follows a drift between
 # JACK's clock and ours, or time lost from the chain of deltas (a dropped message).
@@ -199,6 +202,30 @@ def _new(cls: Any, backend: str, client: str, **options: Any) -> Any:
         raise PortError(f"cannot start the {backend} MIDI client{hint}: {exc}") from None
 
 
+class ArrivalClock:
+    """Arrival times, in our clock (perf_counter s), of messages read from rtmidi's queue.
+
+    Each message comes with the time since the one before, taken in JACK's process thread;
+    their running sum is the time since the first. The anchor (our clock when the first
+    arrived) is at most the time a message was seen minus that sum: the least such bound
+    over all messages, allowed to rise by ANCHOR_RISE so that it follows drift. So the
+    time a message waited in the queue never reaches its timestamp."""
+
+    def __init__(self) -> None:
+        self.elapsed = 0.0  # JACK's clock: seconds from the first message to the newest
+        self.anchor = math.inf
+        self.last_seen = self._anchor_at = time.perf_counter()
+
+    def arrival(self, delta: float) -> float:
+        """The arrival time of a message just read with its delta time."""
+        self.last_seen = time.perf_counter()
+        self.elapsed += delta
+        risen = self.anchor + ANCHOR_RISE * (self.last_seen - self._anchor_at)
+        self.anchor = min(risen, self.last_seen - self.elapsed)
+        self._anchor_at = self.last_seen
+        return self.anchor + self.elapsed
+
+
 class MidiInput(_Port):
     """`lkjam in`: messages land in `queue` as (perf_counter seconds, bytes)."""
 
@@ -247,28 +274,19 @@ class MidiInput(_Port):
         return True
 
     def _read(self) -> None:
-        """The JACK reader. rtmidi's queue gives each message with the time since the one
-        before, taken in JACK's process thread; their running sum is the time since the
-        first. The anchor (our clock when the first arrived) is at most the time a message
-        was seen minus that sum: the least such bound over all messages, allowed to rise
-        by ANCHOR_RISE so that it follows drift."""
+        """The JACK reader: polls rtmidi's queue and rebuilds each message's arrival time."""
         midi = self._midi
-        elapsed = 0.0  # JACK's clock: seconds from the first message to the newest
-        anchor = math.inf
-        last_seen = anchor_at = time.perf_counter()
+        clock = ArrivalClock()
         while not self._stop.is_set():
             message = midi.get_message()
             if message is None:
-                idle = time.perf_counter() - last_seen > IDLE_AFTER_S
+                idle = time.perf_counter() - clock.last_seen > IDLE_AFTER_S
                 time.sleep(IDLE_POLL_S if idle else POLL_S)  # cheaper than an Event's wait
                 continue
             data, delta = message
-            last_seen = time.perf_counter()
-            elapsed += delta
-            anchor = min(anchor + ANCHOR_RISE * (last_seen - anchor_at), last_seen - elapsed)
-            anchor_at = last_seen
+            arrived = clock.arrival(delta)
             if data and data[0] not in (0xF0, 0xFE):  # sysex, active sensing: not ours
-                self._put(anchor + elapsed - self.latency_s, data)
+                self._put(arrived - self.latency_s, data)
 
     def close(self) -> None:
         reader, self._reader = self._reader, None

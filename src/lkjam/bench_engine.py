@@ -11,8 +11,17 @@ default topology keeps the step's cost real):
 2. timing: the model always plans half a beat after the last event. The bench sends
    MIDI clock (24 ppqn) with a tempo change every 20 s; one clip note starts the AI,
    whose notes must then land on the half-beat grid of the true tempo map. Timing error
-   is recorder time minus grid time (absolute; p50/p99); drift is the mean signed error
-   over the last tenth of the run minus that over the first tenth.
+   is recorder time minus grid time (absolute p50/p99, and the signed mean: positive is
+   late); drift is the mean signed error over the last tenth of the run minus that over
+   the first tenth. `--drop-ticks N` leaves N clock ticks a minute out at random, as a
+   JACK xrun loses them.
+3. CPU: the engine's own (process time over wall time, % of one core) while playing the
+   timing run (`cpu_pct`) and, before it, for 5 s with a client connected and Live
+   stopped (`cpu_pct_idle`).
+
+The recorder reads its port the way the engine does (`lkjam.engine.ports.ArrivalClock`):
+arrival times come from JACK's process thread, so the bench's own GIL waits are not in
+the figures.
 
 RSS is the engine's own memory (anonymous + file pages); JACK's shared memory, which
 every JACK client maps from the server, is reported apart (jack_shm_mb).
@@ -27,12 +36,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +52,7 @@ import rtmidi
 import zmq
 
 from lkjam import _step
+from lkjam.engine.ports import ArrivalClock
 from lkjam.engine.scheduler import wait_until
 from lkjam.jackd import JackServer
 from lkjam.random_model import random_model
@@ -49,6 +61,8 @@ PERIOD = 64
 RATE = 48000
 TEMPI = (120.0, 100.0, 140.0, 90.0, 128.0)  # timing phase: a change every CHANGE_S
 CHANGE_S = 20.0
+IDLE_S = 5.0  # the idle phase: a client connected, Live stopped
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 # ---- the rig -------------------------------------------------------------------------
@@ -117,18 +131,32 @@ class EngineRun:
         self.notes: Any = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-notes")
         self.notes.open_port(_port(self.notes, self.in_name))
         self.recorder: Any = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-recorder")
+        self.recorder.ignore_types(sysex=False, timing=False, active_sense=False)  # all deltas
         self.recorder.open_port(_port(self.recorder, self.out_name))
         self.received: list[tuple[float, list[int]]] = []
-        self.recorder.set_callback(self._record)
+        self._recording: threading.Event = threading.Event()
+        self._recording.set()
+        self._record_thread: threading.Thread = threading.Thread(target=self._record, daemon=True)
+        self._record_thread.start()
         self.sender: ClockSender | None = None
 
-    def _record(self, event: tuple[list[int], float], data: object = None) -> None:
-        self.received.append((time.perf_counter(), event[0]))
+    def _record(self) -> None:
+        # As the engine reads its input: arrival times from JACK's process thread, so that
+        # neither the GIL nor this poll's period enters the figures.
+        clock = ArrivalClock()
+        while self._recording.is_set():
+            message = self.recorder.get_message()
+            if message is None:
+                time.sleep(0.0005)
+            else:
+                self.received.append((clock.arrival(message[1]), message[0]))
 
-    def start_clock(self, tempi: Sequence[float], change_s: float) -> TempoMap:
+    def start_clock(
+        self, tempi: Sequence[float], change_s: float, drops_per_minute: float = 0.0
+    ) -> TempoMap:
         """Start sending MIDI clock; returns the tempo map it follows."""
         tempo = TempoMap(time.perf_counter() + 0.2, tempi, change_s)
-        self.sender = ClockSender(self.clock, tempo)
+        self.sender = ClockSender(self.clock, tempo, drops_per_minute)
         self.sender.start()
         time.sleep(0.6)  # Start, and enough ticks for a tempo estimate
         return tempo
@@ -152,6 +180,11 @@ class EngineRun:
     def note_ons(self) -> list[float]:
         return [t for t, m in list(self.received) if m[0] & 0xF0 == 0x90 and m[2] > 0]
 
+    def cpu_s(self) -> float:
+        """CPU seconds the engine process has used (user + system, all threads)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S  # utime, stime
+
     def rss_mb(self) -> tuple[float, float]:
         """(private RSS, JACK's shared memory mapped) in MB."""
         status = Path(f"/proc/{self.process.pid}/status").read_text().splitlines()
@@ -163,8 +196,8 @@ class EngineRun:
         # The engine goes first, so that nothing reaches the recorder while it closes.
         self.process.terminate()
         self.process.wait(timeout=10)
-        self.recorder.cancel_callback()
-        time.sleep(0.01)
+        self._recording.clear()
+        self._record_thread.join()
         for port in (self.clock, self.notes, self.recorder):
             port.close_port()
             port.delete()
@@ -173,21 +206,29 @@ class EngineRun:
 
 
 class ClockSender(threading.Thread):
-    """MIDI Start, then 24 ticks per beat at the tempo map's times (precise sleep + spin)."""
+    """MIDI Start, then 24 ticks per beat at the tempo map's times (precise sleep + spin).
+    With `drops_per_minute`, ticks are left out at random, as a JACK xrun loses them."""
 
-    def __init__(self, port: Any, tempo: TempoMap) -> None:
+    def __init__(self, port: Any, tempo: TempoMap, drops_per_minute: float = 0.0) -> None:
         super().__init__(daemon=True)
         self.port, self.tempo = port, tempo
         self.stop = threading.Event()
+        self.drop_p = drops_per_minute / (24 * float(np.mean(tempo.tempi)))  # per tick
+        self.dropped = 0
 
     def run(self) -> None:
         never = threading.Event()
+        rng = np.random.default_rng(1)
         wait_until(self.tempo.t0 - 0.002, never)
         self.port.send_message([0xFA])
         tick = 0
         while not self.stop.is_set():
             wait_until(self.tempo.time(tick / 24), never)
-            self.port.send_message([0xF8])
+            # Never the first beat's ticks: the engine needs them to learn the tempo.
+            if tick > 24 and rng.random() < self.drop_p:
+                self.dropped += 1
+            else:
+                self.port.send_message([0xF8])
             tick += 1
 
 
@@ -224,16 +265,36 @@ def measure_latency(workdir: Path, notes: int) -> tuple[np.ndarray, float, tuple
         run.close()
 
 
-def measure_timing(
-    workdir: Path, seconds: float
-) -> tuple[np.ndarray, np.ndarray, float, tuple[float, float]]:
-    """(times s, signed errors s, start s, rss MB) of AI notes against the half-beat grid."""
+@dataclass
+class TimingRun:
+    times: np.ndarray  # s since the first AI note
+    errors: np.ndarray  # signed, s; positive = late
+    start_s: float
+    rss: tuple[float, float]
+    cpu_pct: float  # while playing, % of one core
+    cpu_pct_idle: float  # client connected, transport stopped
+    ticks_dropped: int  # by the bench's clock sender
+
+
+def idle_cpu_pct(run: EngineRun) -> float:
+    """The engine's CPU over IDLE_S with a client sending Live's stopped heartbeat."""
+    cpu0, wall0 = run.cpu_s(), time.perf_counter()
+    while time.perf_counter() - wall0 < IDLE_S:
+        time.sleep(0.1)
+        t = time.perf_counter()
+        run.send("transport", tempo=120.0, beat=0.0, playing=False, sig=[4, 4], t=t)
+    return 100 * (run.cpu_s() - cpu0) / (time.perf_counter() - wall0)
+
+
+def measure_timing(workdir: Path, seconds: float, drops_per_minute: float) -> TimingRun:
+    """AI notes against the half-beat grid, and the engine's CPU idle and playing."""
     half = _step.shift_bin(0.5)
     bias = {"time": {half: 40.0}, "duration": {_step.duration_bin(0.25): 40.0}}
     model = random_model(workdir / "grid.safetensors", "default", head_bias=bias)
     run = EngineRun(model, workdir, "timing")
     try:
-        tempo = run.start_clock(TEMPI, CHANGE_S)
+        cpu_idle = idle_cpu_pct(run)
+        tempo = run.start_clock(TEMPI, CHANGE_S, drops_per_minute)
         start_beat = math.ceil(tempo.beat(time.perf_counter()) + 1.0)
         run.send(
             "clip",
@@ -248,16 +309,21 @@ def measure_timing(
             start_beat=float(start_beat),
             notes=[[60, 0.0, 0.5, 100]],
         )
-        end = time.perf_counter() + seconds
+        cpu0, wall0 = run.cpu_s(), time.perf_counter()
+        end = wall0 + seconds
         while time.perf_counter() < end:
             time.sleep(0.1)
             run.transport(tempo)
+        cpu_playing = 100 * (run.cpu_s() - cpu0) / (time.perf_counter() - wall0)
+        dropped = run.sender.dropped if run.sender is not None else 0
         run.stop_clock()
         ons = np.array(run.note_ons())
         beats = np.array([tempo.beat(t) for t in ons])
         grid = np.round(beats * 2) / 2
         errors = ons - np.array([tempo.time(b) for b in grid])
-        return ons - ons[0], errors, run.start_s, run.rss_mb()
+        return TimingRun(
+            ons - ons[0], errors, run.start_s, run.rss_mb(), cpu_playing, cpu_idle, dropped
+        )
     finally:
         run.close()
         corrections = run.log_path.read_text().count("tick(s) off Live's position")
@@ -268,18 +334,27 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m lkjam.bench engine", description=__doc__)
     parser.add_argument("--minutes", type=float, default=1.0, help="timing run length")
     parser.add_argument("--notes", type=int, default=200, help="latency samples")
+    parser.add_argument(
+        "--drop-ticks",
+        type=float,
+        default=0.0,
+        metavar="PER_MINUTE",
+        help="MIDI clock ticks the sender leaves out per minute, at random (as xruns lose them)",
+    )
     args = parser.parse_args(list(argv))
     with tempfile.TemporaryDirectory() as tmp, JackServer(f"lkjam-bench-{id(args)}", PERIOD, RATE):
         workdir = Path(tmp)
         latency, start_a, rss_a = measure_latency(workdir, args.notes)
         print(f"latency: {len(latency)} of {args.notes} notes answered")
-        t, err, start_b, rss_b = measure_timing(workdir, args.minutes * 60)
+        timing = measure_timing(workdir, args.minutes * 60, args.drop_ticks)
+    err = timing.errors
     abs_ms = np.abs(err) * 1000
     tenth = max(1, len(err) // 10)
     drift_ms = (err[-tenth:].mean() - err[:tenth].mean()) * 1000
     print(
-        f"timing: {len(err)} AI notes over {t[-1] / 60:.1f} min, tempo {'/'.join(map(str, TEMPI))}"
-        f" bpm changing every {CHANGE_S:.0f} s; mean signed error {err.mean() * 1000:.2f} ms"
+        f"timing: {len(err)} AI notes over {timing.times[-1] / 60:.1f} min, tempo "
+        f"{'/'.join(map(str, TEMPI))} bpm changing every {CHANGE_S:.0f} s; "
+        f"{timing.ticks_dropped} clock ticks left out by the sender"
     )
     print(f"JACK period {PERIOD} frames at {RATE} Hz = {PERIOD / RATE * 1000:.2f} ms")
     figures = {
@@ -287,11 +362,15 @@ def main(argv: Sequence[str]) -> int:
         "latency_ms_p99": np.percentile(latency, 99) * 1000,
         "timing_err_ms_p50": np.percentile(abs_ms, 50),
         "timing_err_ms_p99": np.percentile(abs_ms, 99),
+        "timing_err_ms_mean": err.mean() * 1000,
         "drift_ms": drift_ms,
-        "start_s": max(start_a, start_b),
-        "rss_mb": max(rss_a[0], rss_b[0]),
-        "jack_shm_mb": max(rss_a[1], rss_b[1]),
-        "minutes": t[-1] / 60,
+        "cpu_pct": timing.cpu_pct,
+        "cpu_pct_idle": timing.cpu_pct_idle,
+        "clock_ticks_dropped": timing.ticks_dropped,
+        "start_s": max(start_a, timing.start_s),
+        "rss_mb": max(rss_a[0], timing.rss[0]),
+        "jack_shm_mb": max(rss_a[1], timing.rss[1]),
+        "minutes": timing.times[-1] / 60,
     }
     print(" ".join(f"{k}={v:.3f}" for k, v in figures.items()))
     return 0
