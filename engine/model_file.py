@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -32,15 +32,24 @@ _MAX_HEADER_BYTES = 16 * 1024 * 1024  # far above any real header; guards agains
 _STYLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def _user_data_dir() -> Path:
+def user_dir(kind: Literal["data", "cache"]) -> Path:
+    """lkjam's folder for the user's files of `kind`: styles are "data", training's parsed
+    music and checkpoints "cache". The platform's usual place, or $XDG_DATA_HOME /
+    $XDG_CACHE_HOME where XDG is the convention; $XDG_CACHE_HOME moves the cache on every
+    platform (tests point it at a temporary folder)."""
+    xdg = os.environ.get(f"XDG_{kind.upper()}_HOME")
+    if xdg and (kind == "cache" or sys.platform not in ("darwin", "win32")):
+        return Path(xdg) / "lkjam"
+    home = Path.home()
     if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "lkjam"
+        return home / "Library" / ("Caches" if kind == "cache" else "Application Support") / "lkjam"
     if sys.platform == "win32":
-        return Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "lkjam"
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "lkjam"
+        var, default = ("LOCALAPPDATA", "Local") if kind == "cache" else ("APPDATA", "Roaming")
+        return Path(os.environ.get(var, home / "AppData" / default)) / "lkjam"
+    return home / (".cache" if kind == "cache" else ".local/share") / "lkjam"
 
 
-STYLES_DIR = _user_data_dir() / "styles"
+STYLES_DIR = user_dir("data") / "styles"
 
 
 class ModelFileError(ValueError):

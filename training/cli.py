@@ -25,17 +25,14 @@ from lkjam.engine.model_file import (
     ModelFileError,
     read_tensors,
     resolve_style,
+    user_dir,
 )
 from lkjam.training.config import PRESETS, TrainConfig, load_config
+from lkjam.training.corpus_sources import load_corpus
 from lkjam.training.curriculum import CURRICULUM
-from lkjam.training.data import (
-    Corpus,
-    DataError,
-    cache_dir,
-    load_corpus,
-    load_midi_folder,
-    split_corpus,
-)
+from lkjam.training.midi_folder import load_midi_folder
+from lkjam.training.pieces import DataError
+from lkjam.training.splits import Corpus, split_corpus
 from lkjam.training.train import Plan, Stage, init_world, train
 
 
@@ -74,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workdir", type=Path, help="checkpoint directory (default: in the cache)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
-    p.add_argument("--cache", type=Path, help=f"parsed-data cache (default {cache_dir()})")
+    p.add_argument("--cache", type=Path, help=f"parsed-data cache (default {user_dir('cache')})")
     p.add_argument(
         "--stop-after", type=int, metavar="STEPS", help="stop (resumably) after STEPS steps"
     )
@@ -84,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _default_workdir(kind: str, cfg: TrainConfig, extra: object) -> Path:
     key = json.dumps([cfg.to_dict(), extra], sort_keys=True, default=str)
-    return cache_dir() / "runs" / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    return user_dir("cache") / "runs" / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def train_main(argv: Sequence[str]) -> int:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from lkjam.training.data import ROLE_AI, ROLE_CLIP, ROLE_HUMAN, Piece, make_piece, synth_velocity
+from lkjam.training.pieces import ROLE_AI, ROLE_CLIP, ROLE_HUMAN, Piece, make_piece, synth_velocity
 from lkjam.training.textures import TEXTURES, realize
 
 from lkjam import _step

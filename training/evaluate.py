@@ -42,9 +42,12 @@ from lkjam.engine.model_file import ModelFileError, load_model, resolve_style
 from lkjam.engine.offline import accompany
 from lkjam.training import rule_harmonizer
 from lkjam.training.config import TrainConfig
+from lkjam.training.corpus_sources import load_corpus
 from lkjam.training.curriculum import NO_AUGMENT, Example, make_example
-from lkjam.training.data import DataError, Piece, load_corpus, load_midi_folder, split_pieces
 from lkjam.training.markov import MarkovModel, event_nll
+from lkjam.training.midi_folder import load_midi_folder
+from lkjam.training.pieces import DataError, Piece
+from lkjam.training.splits import split_pieces
 
 from lkjam import _step, metrics
 

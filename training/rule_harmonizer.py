@@ -1,7 +1,7 @@
 """The rule harmonizer: the baseline an AI accompanist has to beat (`lkjam eval`).
 
 Per beat it picks the diatonic triad of the key that covers most of the melody there (the
-rule that labels the folk tunes, `data.infer_chords`, at one chord per beat) and plays it as
+rule that labels the folk tunes, `chords.infer_chords`, at one chord per beat) and plays it as
 a block chord in close position under the melody (`textures.close_voicing`), held for the
 beat. It needs the key; with none it plays nothing.
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 from lkjam.engine.events import EVENT_DTYPE, note_ends
-from lkjam.training.data import ROLE_AI, infer_chords
+from lkjam.training.chords import infer_chords
+from lkjam.training.pieces import ROLE_AI
 from lkjam.training.textures import close_voicing
 
 VELOCITY = 72

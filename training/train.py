@@ -44,8 +44,8 @@ from lkjam.training.curriculum import (
     accompaniment_rates,
     held_out_examples,
 )
-from lkjam.training.data import Corpus
 from lkjam.training.model import JamGRU, export_tensors, import_tensors
+from lkjam.training.splits import Corpus
 from safetensors.numpy import load_file, save_file
 from tqdm import tqdm
 

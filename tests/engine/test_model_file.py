@@ -19,6 +19,7 @@ from lkjam.engine.model_file import (
     load_model,
     resolve_style,
     save_model,
+    user_dir,
 )
 from lkjam.training.model import JamGRU, export_tensors
 from safetensors.numpy import load_file, save_file
@@ -200,3 +201,41 @@ def test_styles(tmp_path: Path, good: Path) -> None:
         resolve_style("metal", [tmp_path])
     with pytest.raises(ValueError, match="style name"):
         resolve_style("../etc/passwd", [tmp_path])
+
+
+# (platform, environment beyond HOME) -> (data folder, cache folder), under HOME unless absolute.
+_USER_DIRS = [
+    ("linux", {}, (".local/share/lkjam", ".cache/lkjam")),
+    ("linux", {"XDG_DATA_HOME": "/xd", "XDG_CACHE_HOME": "/xc"}, ("/xd/lkjam", "/xc/lkjam")),
+    ("darwin", {}, ("Library/Application Support/lkjam", "Library/Caches/lkjam")),
+    # XDG moves the cache everywhere, the styles only where XDG is the convention.
+    (
+        "darwin",
+        {"XDG_DATA_HOME": "/xd", "XDG_CACHE_HOME": "/xc"},
+        ("Library/Application Support/lkjam", "/xc/lkjam"),
+    ),
+    ("win32", {}, ("AppData/Roaming/lkjam", "AppData/Local/lkjam")),
+    ("win32", {"APPDATA": "/ad", "LOCALAPPDATA": "/lad"}, ("/ad/lkjam", "/lad/lkjam")),
+    (
+        "win32",
+        {"XDG_DATA_HOME": "/xd", "XDG_CACHE_HOME": "/xc"},
+        ("AppData/Roaming/lkjam", "/xc/lkjam"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("platform", "env", "expected"), _USER_DIRS)
+def test_user_dirs_follow_the_platform(
+    platform: str,
+    env: dict[str, str],
+    expected: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(model_file.sys, "platform", platform)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "APPDATA", "LOCALAPPDATA"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert (user_dir("data"), user_dir("cache")) == tuple(tmp_path / e for e in expected)

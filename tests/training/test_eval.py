@@ -11,7 +11,7 @@ import pytest
 from lkjam.engine.events import EVENT_DTYPE
 from lkjam.engine.model_file import ModelMeta, save_model
 from lkjam.training import evaluate
-from lkjam.training.data import load_corpus
+from lkjam.training.corpus_sources import load_corpus
 from weights import random_weights
 
 from lkjam import _step

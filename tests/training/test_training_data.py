@@ -7,8 +7,8 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from lkjam.engine.events import make_events
-from lkjam.training import data
+from lkjam.engine.events import EVENT_DTYPE, make_events
+from lkjam.training import corpus_sources, midi_folder, scores, splits
 from lkjam.training.curriculum import (
     NO_AUGMENT,
     Augment,
@@ -18,6 +18,7 @@ from lkjam.training.curriculum import (
     make_example,
     with_accompaniment,
 )
+from lkjam.training.pieces import CHORDS_INFERRED, ROLE_AI, ROLE_CLIP, ROLE_HUMAN, DataError, Piece
 from lkjam.training.textures import TEXTURES
 from music21 import converter, corpus
 from songs import write_song
@@ -32,7 +33,7 @@ def _stream_sorted(ev: np.ndarray) -> bool:
 
 def test_chorale_becomes_soprano_human_and_lower_voices_ai() -> None:
     path = corpus.getWork("bach/bwv10.7")
-    piece = data.score_to_piece("chorales/bwv10.7", converter.parse(path, forceSource=True))
+    piece = scores.score_to_piece("chorales/bwv10.7", converter.parse(path, forceSource=True))
     assert piece is not None
     ev = piece.events
     assert _stream_sorted(ev)
@@ -41,23 +42,23 @@ def test_chorale_becomes_soprano_human_and_lower_voices_ai() -> None:
     assert (piece.key_root, piece.key_minor) == (7, True)  # g minor
     # The human part is exactly the soprano line (ties merged), everything else is ai.
     soprano = converter.parse(path, forceSource=True).parts[0].stripTies().flatten().notes
-    human = ev[ev["role"] == data.ROLE_HUMAN]
+    human = ev[ev["role"] == ROLE_HUMAN]
     assert len(human) == len(soprano)
     assert [int(p) for p in human["pitch"]] == [n.pitch.midi for n in soprano]
     assert np.allclose(human["dur"], [float(n.quarterLength) for n in soprano])
-    assert set(np.unique(ev["role"])) == {data.ROLE_HUMAN, data.ROLE_AI}
+    assert set(np.unique(ev["role"])) == {ROLE_HUMAN, ROLE_AI}
     assert piece.voices == 4
     # The soprano is the top voice at (almost) every onset.
-    ai = ev[ev["role"] == data.ROLE_AI]
+    ai = ev[ev["role"] == ROLE_AI]
     above = [np.all(ai["pitch"][ai["beat"] == b] <= p) for b, p in human[["beat", "pitch"]]]
     assert np.mean(above) > 0.95
 
 
 def test_folk_tune_gets_diatonic_chords_below_the_melody_in_every_texture() -> None:
-    item = next(it for it in data.select_items("folk", 10) if "essen" in it.name)
-    tune, reason = data._parse_item("folk", item)
+    item = next(it for it in corpus_sources.select_items("folk", 10) if "essen" in it.name)
+    tune, reason = corpus_sources._parse_item("folk", item)
     assert tune is not None, reason
-    assert tune.chords == data.CHORDS_INFERRED
+    assert tune.chords == CHORDS_INFERRED
     assert tune.voices == 1 and len(tune.chord_spans) > 0  # chords are realized per example
     scale = {(tune.key_root + i) % 12 for i in tune.scale_intervals}
     leading_tone = (tune.key_root + 11) % 12  # raised in minor keys' V chord
@@ -72,7 +73,7 @@ def test_folk_tune_gets_diatonic_chords_below_the_melody_in_every_texture() -> N
         assert np.array_equal(melody, tune.events)
         assert set(np.unique(harmony["pitch"] % 12)) <= scale | {leading_tone}
         assert harmony["pitch"].max() < melody["pitch"].max()
-        assert np.all(harmony["role"] == data.ROLE_AI)
+        assert np.all(harmony["role"] == ROLE_AI)
         seen.add(piece.voices)
         rates.add(round(len(harmony) / len(melody), 2))
     # Several textures: with and without a separate bass voice, at several densities.
@@ -82,7 +83,7 @@ def test_folk_tune_gets_diatonic_chords_below_the_melody_in_every_texture() -> N
 def test_corpus_cache_is_read_back_without_parsing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, info = data.load_source("chorales", 3, cache=tmp_path, progress=False)
+    first, info = corpus_sources.load_source("chorales", 3, cache=tmp_path, progress=False)
     assert info["items"] == 3 and len(first) >= 1
     files = list((tmp_path / "data").glob("chorales-n3-*.npz"))
     assert len(files) == 1
@@ -90,8 +91,8 @@ def test_corpus_cache_is_read_back_without_parsing(
     def no_parsing(*_: object) -> None:
         raise AssertionError("parsed again")
 
-    monkeypatch.setattr(data, "_parse_item", no_parsing)
-    again, _ = data.load_source("chorales", 3, cache=tmp_path, progress=False)
+    monkeypatch.setattr(corpus_sources, "_parse_item", no_parsing)
+    again, _ = corpus_sources.load_source("chorales", 3, cache=tmp_path, progress=False)
     assert [p.name for p in again] == [p.name for p in first]
     for a, b in zip(again, first, strict=True):
         assert np.array_equal(a.events, b.events) and np.array_equal(a.voice, b.voice)
@@ -111,80 +112,80 @@ def test_midi_folder_skips_and_counts_bad_files(tmp_path: Path) -> None:
     silent.save(folder / "silent.midi")
     (folder / "notes.txt").write_text("not midi")
 
-    pieces, summary = data.load_midi_folder(folder, cache=tmp_path / "cache", progress=False)
+    pieces, summary = midi_folder.load_midi_folder(folder, cache=tmp_path / "cache", progress=False)
     assert (summary.found, summary.used) == (5, 3)
     assert summary.skipped == {"unreadable": ["broken.mid"], "no notes": ["silent.midi"]}
     assert "3 of 5" in summary.text() and "broken.mid" in summary.text()
     piece = pieces[0]
     assert (piece.numerator, piece.denominator) == (3, 4)
-    human = piece.events[piece.events["role"] == data.ROLE_HUMAN]
+    human = piece.events[piece.events["role"] == ROLE_HUMAN]
     assert human["pitch"].min() >= 70  # the highest track is the human by default
     assert len(human) == 24 and np.allclose(human["dur"], 1.0)
 
-    by_track, _ = data.load_midi_folder(
+    by_track, _ = midi_folder.load_midi_folder(
         folder, human_track=2, cache=tmp_path / "cache", progress=False
     )
-    human = by_track[0].events[by_track[0].events["role"] == data.ROLE_HUMAN]
+    human = by_track[0].events[by_track[0].events["role"] == ROLE_HUMAN]
     assert human["pitch"].max() < 50  # track 2 is the bass
 
 
 def test_midi_folder_without_usable_files_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(data.DataError, match=r"no \.mid or \.midi files"):
-        data.load_midi_folder(tmp_path, cache=tmp_path / "cache", progress=False)
+    with pytest.raises(DataError, match=r"no \.mid or \.midi files"):
+        midi_folder.load_midi_folder(tmp_path, cache=tmp_path / "cache", progress=False)
     (tmp_path / "bad.mid").write_bytes(b"\x00" * 40)
-    with pytest.raises(data.DataError, match=r"no usable MIDI.*0 of 1.*unreadable.*bad\.mid"):
-        data.load_midi_folder(tmp_path, cache=tmp_path / "cache", progress=False)
-    with pytest.raises(data.DataError, match="not a folder"):
-        data.load_midi_folder(tmp_path / "missing", progress=False)
+    with pytest.raises(DataError, match=r"no usable MIDI.*0 of 1.*unreadable.*bad\.mid"):
+        midi_folder.load_midi_folder(tmp_path, cache=tmp_path / "cache", progress=False)
+    with pytest.raises(DataError, match="not a folder"):
+        midi_folder.load_midi_folder(tmp_path / "missing", progress=False)
 
 
-def _pieces(n: int) -> list[data.Piece]:
-    ev = np.zeros(1, dtype=data.EVENT_DTYPE)
-    return [data.Piece(f"src/{i}", ev, np.zeros(1, np.uint8)) for i in range(n)]
+def _pieces(n: int) -> list[Piece]:
+    ev = np.zeros(1, dtype=EVENT_DTYPE)
+    return [Piece(f"src/{i}", ev, np.zeros(1, np.uint8)) for i in range(n)]
 
 
 def test_split_is_by_piece_seeded_and_stable() -> None:
     pieces = _pieces(400)
-    train, held = data.split_pieces(pieces, seed=1, fraction=0.1)
+    train, held = splits.split_pieces(pieces, seed=1, fraction=0.1)
     assert {p.name for p in train}.isdisjoint(p.name for p in held)
     assert len(train) + len(held) == 400
     assert 20 <= len(held) <= 60
     # Same seed: same split, whatever else is in the list; another seed: another split.
-    _, held_sub = data.split_pieces(pieces[:200], seed=1, fraction=0.1)
+    _, held_sub = splits.split_pieces(pieces[:200], seed=1, fraction=0.1)
     assert {p.name for p in held_sub} == {p.name for p in held if int(p.name[4:]) < 200}
-    _, other = data.split_pieces(pieces, seed=2, fraction=0.1)
+    _, other = splits.split_pieces(pieces, seed=2, fraction=0.1)
     assert {p.name for p in other} != {p.name for p in held}
-    train2, held2 = data.split_pieces(_pieces(2), seed=1, fraction=0.1)
+    train2, held2 = splits.split_pieces(_pieces(2), seed=1, fraction=0.1)
     assert len(train2) == len(held2) == 1
 
 
 def test_call_response_alternates_phrases_and_augmentation_keeps_order() -> None:
-    item = next(it for it in data.select_items("folk", 10) if "essen" in it.name)
-    piece, _ = data._parse_item("folk", item)
+    item = next(it for it in corpus_sources.select_items("folk", 10) if "essen" in it.name)
+    piece, _ = corpus_sources._parse_item("folk", item)
     assert piece is not None
     rng = np.random.default_rng(0)
     roles = call_response(piece, rng)
     melody = piece.voice == 0
-    assert {data.ROLE_HUMAN, data.ROLE_AI} <= set(np.unique(roles[melody]))
-    assert set(np.unique(roles[~melody])) <= {data.ROLE_CLIP, 255}
+    assert {ROLE_HUMAN, ROLE_AI} <= set(np.unique(roles[melody]))
+    assert set(np.unique(roles[~melody])) <= {ROLE_CLIP, 255}
     ex = make_example(piece, "call_response", rng, Augment(jitter=0.05))
     assert _stream_sorted(ex.events)
     assert ex.encode().shape == (len(ex.events), 409)
     plain = make_example(piece, "harmonize", rng, NO_AUGMENT)
-    assert np.array_equal(plain.events[plain.events["role"] == data.ROLE_HUMAN], piece.events)
+    assert np.array_equal(plain.events[plain.events["role"] == ROLE_HUMAN], piece.events)
 
 
 def test_accompany_view_keeps_the_melody_human_and_may_make_the_bass_a_clip() -> None:
-    piece = data.score_to_piece("chorales/bwv66.6", corpus.parse("bach/bwv66.6"))
+    piece = scores.score_to_piece("chorales/bwv66.6", corpus.parse("bach/bwv66.6"))
     assert piece is not None
     rng = np.random.default_rng(0)
     bass_roles = set()
     for _ in range(40):
         roles = accompany(piece, rng)
-        assert np.all(roles[piece.voice == 0] == data.ROLE_HUMAN)
-        assert np.all(roles[piece.voice == 1] == data.ROLE_AI)
+        assert np.all(roles[piece.voice == 0] == ROLE_HUMAN)
+        assert np.all(roles[piece.voice == 1] == ROLE_AI)
         bass_roles |= set(np.unique(roles[piece.voice == 3]).tolist())
-    assert bass_roles == {data.ROLE_AI, data.ROLE_CLIP}
+    assert bass_roles == {ROLE_AI, ROLE_CLIP}
 
 
 def test_conditioning_labels_come_from_the_ais_next_two_bars() -> None:

@@ -15,8 +15,8 @@ import pytest
 from lkjam.engine.model_file import load_model, read_tensors
 from lkjam.training import cli
 from lkjam.training.config import load_config
+from lkjam.training.corpus_sources import load_corpus
 from lkjam.training.curriculum import CURRICULUM
-from lkjam.training.data import load_corpus
 from lkjam.training.train import Plan, Stage, train
 from safetensors.numpy import load_file
 from songs import write_song
