@@ -173,15 +173,6 @@ def test_fixed_cycles_give_the_ai_the_last_bars(tmp_path: Path) -> None:
     assert all(4.0 <= b % 8.0 < 8.0 for b in beats)  # only in the second bar of each cycle
 
 
-def test_mode_off_plays_nothing(tmp_path: Path) -> None:
-    rig = Rig(tmp_path, NOW)
-    rig.message("controls", mode="off")
-    rig.run(0.05)
-    rig.midi(0x90, 60, 100)
-    rig.run(1.0)
-    assert rig.ai_on() == []
-
-
 def test_scheduler_retriggers_a_pitch_without_cutting_the_new_note() -> None:
     sent: list[tuple[int, ...]] = []
 
