@@ -156,12 +156,22 @@ def test_sampling_follows_the_softmax(weights: dict[str, np.ndarray]) -> None:
     step = _step.Step("tiny", weights)
     step.feed_batch(stream(10))
     step.seed(3)
-    vel = np.array([p[3] for p in predictions(step, 20000, top_p=1.0, wait_bias=-1e4)])
-    freq = np.bincount((vel - 4) // 8, minlength=16) / len(vel)
+    n = 20000
+    vel = np.array([p[3] for p in predictions(step, n, top_p=1.0, wait_bias=-1e4)])
+    freq = np.bincount((vel - 4) // 8, minlength=16) / n
     logits = step.logits()["velocity"].astype(np.float64)
     prob = np.exp(logits - logits.max())
     prob /= prob.sum()
-    assert np.abs(freq - prob).max() < 0.02
+    uniform = np.full(16, 1 / 16)
+    # Not vacuous: the softmax is far from uniform (total variation > 0.3) and from one-hot,
+    # so a uniform, greedy or top-p-truncated sampler cannot pass what follows.
+    assert 0.5 * np.abs(prob - uniform).sum() > 0.3 and prob.max() < 0.5
+    # Each bin's frequency is binomial: standard error sqrt(p(1 - p) / n), at most 0.0035 here.
+    # 5 of them per bin: a correct sampler fails with probability < 16 * 6e-7 = 1e-5 whatever
+    # the seed, and the uniform is 40+ standard errors off in its worst bin.
+    margin = 5 * np.sqrt(prob * (1 - prob) / n)
+    assert np.all(np.abs(freq - prob) < margin), (freq, prob)
+    assert not np.all(np.abs(freq - uniform) < margin)
 
 
 def test_pitch_mask(weights: dict[str, np.ndarray]) -> None:
@@ -183,12 +193,30 @@ def test_pitch_mask(weights: dict[str, np.ndarray]) -> None:
 
 
 def test_note_off_stops_a_sounding_note(weights: dict[str, np.ndarray]) -> None:
+    """The sounding-input feature of the pitch's class (docs/event-stream.md) is set while a
+    human note is held and cleared from its note-off on; the next event is fed with it."""
+    pc0 = 1 << (60 % 12)  # bit of pitch class 0 in Step.sounding's 12-bit sets
     held, released = _step.Step("tiny", weights), _step.Step("tiny", weights)
     for step in (held, released):
-        step.feed(0.0, _step.ROLE_HUMAN, 60, 100, 0.0)
+        step.feed(0.0, _step.ROLE_HUMAN, 60, 100, 0.0)  # live: duration unknown until note-off
+        assert step.sounding(0.25) == (pc0, 0) and step.human_until(0.25) == np.inf
     released.note_off(_step.ROLE_HUMAN, 60, 0.5)
+    assert released.sounding(0.25) == (pc0, 0)  # it sounded until the note-off...
+    assert released.sounding(0.5) == (0, 0) and released.human_until(0.5) == 0.5  # ...not after
+    assert held.sounding(0.5) == (pc0, 0)
     for step in (held, released):
         step.feed(1.0, _step.ROLE_AI, 67, 100, 1.0)
+    ai = 1 << (67 % 12)
+    assert held.sounding(1.0) == (pc0, ai) and released.sounding(1.0) == (0, ai)
+    # The AI event was fed with those features: each Step's logits are the batch encoding's
+    # of the same stream, with the human note held (duration 0) or lasting until 0.5.
+    for step, dur, feature in ((held, 0.0, 1.0), (released, 0.5, 0.0)):
+        ev = make_events([0.0, 1.0], [dur, 1.0], [60, 67], [100, 100], ["human", "ai"])
+        offset, _ = _step.FEATURE_LAYOUT["sounding_input"]
+        assert _step.encode(ev)[1, offset + 60 % 12] == feature
+        batch = _step.Step("tiny", weights).feed_batch(ev)
+        for head, logits in step.logits().items():
+            np.testing.assert_array_equal(logits, batch[head][-1])
     assert not np.array_equal(held.logits()["time"], released.logits()["time"])
 
 
