@@ -64,6 +64,11 @@ def test_demo_jams_through_the_real_parts(tmp_path: Path) -> None:
     f = figures(report)
     assert f["notes_ai"] > 0 and f["notes_human"] > 0 and f["notes_clip"] > 0
     assert f["stuck"] == 0
+    # The figures are measured, ordered and in milliseconds; their size is the bench's job.
+    # The bounds tell behaviours apart, not machine speeds (at 200 bpm a beat is 300 ms): a
+    # median under 100 ms is a reaction in the same pass and a scheduled note on its beat,
+    # not one put off by half a beat (150 ms) or more; a p99 under 1 s is no note held back
+    # a bar (1.2 s). Load on a shared machine delays notes by up to tens of ms, inside both.
     assert f["latency_n"] > 0 and 0 < f["latency_p50_ms"] < 100
     assert f["latency_p50_ms"] <= f["latency_p99_ms"] < 1000
     assert 0 < f["reaction_n"] <= f["notes_human"] and 0 < f["reaction_p50_ms"] < 100

@@ -25,6 +25,19 @@ D_DORIAN = [0, 2, 3, 5, 7, 9, 10]
 MELODY = [(1.0 + k, p, 0.4) for k, p in enumerate([62, 64, 65, 67, 69, 67, 65, 64])]
 
 
+def assert_on_the_half_beat_grid(beats: np.ndarray) -> None:
+    """Most AI notes land on the half-beat grid at 120 bpm (250 ms apart).
+
+    This checks the tempo and phase, not the timing precision: that is `lkjam bench engine`'s
+    figure (p99 2-3 ms here) and the exact grid is tested on a simulated clock. On a loaded
+    shared machine any note can be delayed by a stall (of the sender, the engine or the
+    recorder), so the bound is on the median, which stays put while up to half the notes are
+    late: 10 ms is 3x the bench's p99 and 1/25 of the grid step. A tempo off by 1% drifts 5 ms
+    a beat and a phase error moves every note, so either pushes the median past it."""
+    off_grid_ms = np.abs(beats * 2 - np.round(beats * 2)) * 250
+    assert np.median(off_grid_ms) < 10.0, np.round(off_grid_ms, 1)
+
+
 class Session:
     """An engine, a client that said hello, a transport sender and the JACK ports."""
 
@@ -68,8 +81,7 @@ def test_ai_answers_the_melody_in_tempo_and_in_scale(session: Session) -> None:
     beats = np.array([session.transport.beat(t) for t, _ in ons])
     # The model plans half a beat after each event and the melody is on the beat, so every
     # AI note belongs on the half-beat grid of the tempo the transport gave (120 bpm).
-    off_grid_ms = np.abs(beats * 2 - np.round(beats * 2)) / 2 * 500
-    assert np.percentile(off_grid_ms, 90) < 6.0 and off_grid_ms.max() < 15.0, off_grid_ms
+    assert_on_the_half_beat_grid(beats)
     assert {p % 12 for _, p in ons} <= {(2 + i) % 12 for i in D_DORIAN}
 
 
@@ -91,8 +103,10 @@ def test_clip_notes_are_accompanied_on_their_beats(session: Session) -> None:
     )
     wait_for(lambda: len(session.midi.note_ons()) >= 12, 10, "AI notes")
     beats = np.array([session.transport.beat(t) for t, _ in session.midi.note_ons()])
+    # None before the clip starts: load only delays notes, and 0.05 beat (25 ms) is far more
+    # than the JACK period (1.3 ms) by which a note may be sent ahead.
     assert beats.min() >= start - 0.05
-    assert np.percentile(np.abs(beats * 2 - np.round(beats * 2)) * 250, 90) < 6.0
+    assert_on_the_half_beat_grid(beats)
 
 
 @pytest.mark.parametrize("how", ["stop", "sigterm", "last client gone", "mode off"])
