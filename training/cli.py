@@ -16,7 +16,8 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from lkjam.engine.model_file import (
@@ -33,7 +34,7 @@ from lkjam.training.curriculum import CURRICULUM
 from lkjam.training.midi_folder import load_midi_folder
 from lkjam.training.pieces import DataError
 from lkjam.training.splits import Corpus, split_corpus
-from lkjam.training.train import Plan, Stage, init_world, train
+from lkjam.training.train import Plan, Stage, World, init_world, train
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,6 +85,122 @@ def _default_workdir(kind: str, cfg: TrainConfig, extra: object) -> Path:
     return user_dir("cache") / "runs" / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
+class _UsageError(Exception):
+    """A command line that cannot run; the message says why."""
+
+
+@dataclass
+class _Job:
+    """What one `lkjam train` command trains: the default model or a style."""
+
+    cfg: TrainConfig
+    plan: Plan
+    get_corpus: Callable[[], Corpus]
+    out: Path
+    kind: str  # names the default work directory
+    minutes: float | None
+
+
+def _default_job(args: argparse.Namespace, cfg: TrainConfig, command: str, progress: bool) -> _Job:
+    """The default model: the curriculum's stages on the music21 corpus."""
+    if args.folder is not None:
+        raise _UsageError("a MIDI folder needs --style NAME")
+    caps = {"chorales": cfg.chorales, "folk": cfg.folk, "chamber": cfg.chamber}
+
+    def get_corpus() -> Corpus:
+        return load_corpus(
+            caps,
+            cfg.split_seed,
+            cfg.held_out,
+            valid=cfg.valid,
+            cache=args.cache,
+            progress=progress,
+        )
+
+    plan = Plan(
+        [Stage(name, steps, cfg.lr) for name, steps in zip(CURRICULUM, cfg.steps, strict=True)],
+        provenance={"command": command, "preset": args.preset},
+    )
+    out = args.out or Path(f"{args.preset}.safetensors")
+    return _Job(cfg, plan, get_corpus, out, args.preset, args.minutes or cfg.minutes)
+
+
+def _style_job(
+    args: argparse.Namespace, cfg: TrainConfig, command: str, world: World, progress: bool
+) -> _Job:
+    """A style: one stage on the user's MIDI folder, from a base model's weights."""
+    if args.folder is None:
+        raise _UsageError("--style NAME needs a folder of MIDI files")
+    try:  # the engine's rule for style names (a missing style is fine: we make it)
+        resolve_style(args.style)
+    except ModelFileError:
+        pass
+    except ValueError as exc:
+        raise _UsageError(f"--style: {exc}") from None
+    base = args.base or DEFAULT_MODEL_PATH
+    tensors, meta = read_tensors(base)
+    base_digest = hashlib.sha256(base.read_bytes()).hexdigest()[:16]
+    cfg = cfg.replace(topology=meta.topology)
+    folder: Path = args.folder
+
+    def get_corpus() -> Corpus:
+        pieces, summary = load_midi_folder(
+            folder, args.human_track, cache=args.cache, progress=progress
+        )
+        if world.main:
+            print(summary.text(), file=sys.stderr)
+        info = {
+            "folder": folder.name,
+            "files": summary.found,
+            "used": summary.used,
+            "skipped": {k: len(v) for k, v in summary.skipped.items()},
+            "human_track": args.human_track,
+        }
+        midi = {"midi": (pieces, info)}
+        return split_corpus(midi, cfg.split_seed, cfg.held_out, cfg.valid)
+
+    plan = Plan(
+        [Stage("style", cfg.style_steps, cfg.style_lr)],
+        style=args.style,
+        init=tensors,
+        init_digest=base_digest,
+        provenance={
+            "command": command,
+            "preset": args.preset,
+            "base_model": {
+                "file": base.name,
+                "style": meta.style,
+                "steps": meta.provenance.get("steps"),
+                "sha256": base_digest,
+            },
+        },
+    )
+    out = args.out or STYLES_DIR / f"{args.style}.safetensors"
+    return _Job(
+        cfg, plan, get_corpus, out, f"style-{args.style}", args.minutes or cfg.style_minutes
+    )
+
+
+def _shared_corpus(job: _Job, world: World) -> Corpus:
+    """The first process parses (and caches) the data; the others then read the cache."""
+    corpus = job.get_corpus() if world.main else None
+    world.barrier()
+    return corpus if corpus is not None else job.get_corpus()
+
+
+def _workdir(args: argparse.Namespace, job: _Job, corpus: Corpus, world: World) -> Path:
+    """The run's checkpoint directory, emptied of a checkpoint with --fresh."""
+    run_key = [[s.__dict__ for s in job.plan.stages], job.plan.init_digest, corpus.digest()]
+    workdir: Path = args.workdir or _default_workdir(job.kind, job.cfg, run_key)
+    if world.main:
+        print(f"data: {corpus.describe()}\ncheckpoints: {workdir}", file=sys.stderr)
+    if args.fresh and world.main:
+        for name in ("state.json", "checkpoint.safetensors"):
+            (workdir / name).unlink(missing_ok=True)
+    world.barrier()
+    return workdir
+
+
 def train_main(argv: Sequence[str]) -> int:
     started = time.monotonic()
     args = _parser().parse_args(list(argv))
@@ -97,104 +214,22 @@ def train_main(argv: Sequence[str]) -> int:
     command = "lkjam train " + " ".join(argv)
     try:
         if args.style is None:
-            if args.folder is not None:
-                print("lkjam train: a MIDI folder needs --style NAME", file=sys.stderr)
-                return 2
-            caps = {"chorales": cfg.chorales, "folk": cfg.folk, "chamber": cfg.chamber}
-
-            def get_corpus() -> Corpus:
-                return load_corpus(
-                    caps,
-                    cfg.split_seed,
-                    cfg.held_out,
-                    valid=cfg.valid,
-                    cache=args.cache,
-                    progress=progress,
-                )
-
-            plan = Plan(
-                [
-                    Stage(name, steps, cfg.lr)
-                    for name, steps in zip(CURRICULUM, cfg.steps, strict=True)
-                ],
-                provenance={"command": command, "preset": args.preset},
-            )
-            out = args.out or Path(f"{args.preset}.safetensors")
-            kind, minutes = args.preset, args.minutes or cfg.minutes
+            job = _default_job(args, cfg, command, progress)
         else:
-            if args.folder is None:
-                print("lkjam train: --style NAME needs a folder of MIDI files", file=sys.stderr)
-                return 2
-            try:  # the engine's rule for style names (a missing style is fine: we make it)
-                resolve_style(args.style)
-            except ModelFileError:
-                pass
-            except ValueError as exc:
-                print(f"lkjam train: --style: {exc}", file=sys.stderr)
-                return 2
-            base = args.base or DEFAULT_MODEL_PATH
-            tensors, meta = read_tensors(base)
-            base_digest = hashlib.sha256(base.read_bytes()).hexdigest()[:16]
-            cfg = cfg.replace(topology=meta.topology)
-            folder: Path = args.folder
-
-            def get_corpus() -> Corpus:
-                pieces, summary = load_midi_folder(
-                    folder, args.human_track, cache=args.cache, progress=progress
-                )
-                if world.main:
-                    print(summary.text(), file=sys.stderr)
-                info = {
-                    "folder": folder.name,
-                    "files": summary.found,
-                    "used": summary.used,
-                    "skipped": {k: len(v) for k, v in summary.skipped.items()},
-                    "human_track": args.human_track,
-                }
-                midi = {"midi": (pieces, info)}
-                return split_corpus(midi, cfg.split_seed, cfg.held_out, cfg.valid)
-
-            plan = Plan(
-                [Stage("style", cfg.style_steps, cfg.style_lr)],
-                style=args.style,
-                init=tensors,
-                init_digest=base_digest,
-                provenance={
-                    "command": command,
-                    "preset": args.preset,
-                    "base_model": {
-                        "file": base.name,
-                        "style": meta.style,
-                        "steps": meta.provenance.get("steps"),
-                        "sha256": base_digest,
-                    },
-                },
-            )
-            out = args.out or STYLES_DIR / f"{args.style}.safetensors"
-            kind, minutes = f"style-{args.style}", args.minutes or cfg.style_minutes
-        # The first process parses (and caches) the data; the others then read the cache.
-        corpus = get_corpus() if world.main else None
-        world.barrier()
-        if corpus is None:
-            corpus = get_corpus()
-    except (DataError, ModelFileError) as exc:
+            job = _style_job(args, cfg, command, world, progress)
+        corpus = _shared_corpus(job, world)
+    except (_UsageError, DataError, ModelFileError) as exc:
         print(f"lkjam train: {exc}", file=sys.stderr)
         return 2
-    run_key = [[s.__dict__ for s in plan.stages], plan.init_digest, corpus.digest()]
-    workdir = args.workdir or _default_workdir(kind, cfg, run_key)
-    if world.main:
-        print(f"data: {corpus.describe()}\ncheckpoints: {workdir}", file=sys.stderr)
-    if args.fresh and world.main:
-        for name in ("state.json", "checkpoint.safetensors"):
-            (workdir / name).unlink(missing_ok=True)
-    world.barrier()
+    workdir = _workdir(args, job, corpus, world)
+    minutes = job.minutes
     if minutes:  # the cap covers the whole command, parsing included
         minutes = max(0.1, minutes - (time.monotonic() - started) / 60)
     result = train(
-        cfg,
+        job.cfg,
         corpus,
-        plan,
-        out,
+        job.plan,
+        job.out,
         workdir,
         world=world,
         minutes=minutes,
@@ -206,8 +241,8 @@ def train_main(argv: Sequence[str]) -> int:
     if world.main:
         nll = result.provenance["held_out_nll"]
         print(
-            f"wrote {out} (style {plan.style}, {result.provenance['steps']} steps); held-out "
-            "NLL/event " + ", ".join(f"{k}={v}" for k, v in nll.items())
+            f"wrote {job.out} (style {job.plan.style}, {result.provenance['steps']} steps); "
+            "held-out NLL/event " + ", ".join(f"{k}={v}" for k, v in nll.items())
         )
     return 0
 
