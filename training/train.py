@@ -297,29 +297,49 @@ def train(
         )
 
 
-def _train(
-    cfg: TrainConfig,
-    corpus: Corpus,
-    plan: Plan,
-    out: Path,
-    workdir: Path,
-    world: World,
-    minutes: float | None,
-    stop_after: int | None,
-    stop: StopRequest,
-    progress: bool,
-    log: Callable[[str], None],
-) -> Result:
-    deadline = time.monotonic() + minutes * 60 if minutes else None
+@dataclass
+class _Run:
+    """One `train` call under way: the model, its optimizer and the state its checkpoints
+    hold."""
+
+    cfg: TrainConfig
+    corpus: Corpus
+    plan: Plan
+    workdir: Path
+    world: World
+    log: Callable[[str], None]
+    model: JamGRU
+    net: torch.nn.Module  # what the steps run: the model, wrapped in DDP across processes
+    opt: torch.optim.Optimizer
+    state: dict[str, Any]
+    done_here: int = 0  # steps taken by this call
+
+    @property
+    def best_file(self) -> Path:
+        return self.workdir / BEST_FILE
+
+
+def _set_threads(cfg: TrainConfig, world: World) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     elif world.size > 1:  # processes share the machine's cores
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world.size))
+
+
+def _start(
+    cfg: TrainConfig,
+    corpus: Corpus,
+    plan: Plan,
+    workdir: Path,
+    world: World,
+    log: Callable[[str], None],
+) -> tuple[JamGRU, torch.optim.Optimizer, dict[str, Any]]:
+    """The model, optimizer and state to start from: this run's checkpoint in `workdir` if
+    there is one, else the plan's start weights."""
     torch.manual_seed(cfg.seed)
     model = JamGRU(_step.TOPOLOGIES[cfg.topology])
     if plan.init is not None:
         import_tensors(model, plan.init)
-    aug = Augment(cfg.transpose, cfg.jitter, cfg.velocity_noise, cfg.scale_known)
     # As JSON sees it (tuples become lists), to compare with a saved state.
     run_id = json.loads(
         json.dumps(
@@ -341,133 +361,205 @@ def _train(
         _load_checkpoint(workdir, model, opt)
         if world.main:
             log(f"resuming {workdir}: stage {state['stage'] + 1}, step {state['step']}")
+    return model, opt, state
+
+
+def _train(
+    cfg: TrainConfig,
+    corpus: Corpus,
+    plan: Plan,
+    out: Path,
+    workdir: Path,
+    world: World,
+    minutes: float | None,
+    stop_after: int | None,
+    stop: StopRequest,
+    progress: bool,
+    log: Callable[[str], None],
+) -> Result:
+    deadline = time.monotonic() + minutes * 60 if minutes else None
+    _set_threads(cfg, world)
+    model, opt, state = _start(cfg, corpus, plan, workdir, world, log)
+    aug = Augment(cfg.transpose, cfg.jitter, cfg.velocity_noise, cfg.scale_known)
     held = {
         s.name: held_out_examples(s.name, corpus.held_out, cfg.split_seed, cfg.eval_pieces)
         for s in plan.stages
     }
-    ddp: torch.nn.Module = model
+    net: torch.nn.Module = model
     if world.size > 1:
-        ddp = torch.nn.parallel.DistributedDataParallel(model)
-    per_rank = max(1, cfg.batch // world.size)
-    best_file = workdir / BEST_FILE
-    done_here = 0
-    while state["stage"] < len(plan.stages):
-        k = state["stage"]
+        net = torch.nn.parallel.DistributedDataParallel(model)
+    run = _Run(cfg, corpus, plan, workdir, world, log, model, net, opt, state)
+
+    def halt() -> bool:
+        return stop.requested or (stop_after is not None and run.done_here >= stop_after)
+
+    while run.state["stage"] < len(plan.stages):
+        k = run.state["stage"]
         stage = plan.stages[k]
         mixture = Mixture(stage.name, corpus.train, aug)
         valid = held_out_examples(stage.name, corpus.valid, cfg.split_seed, cfg.eval_pieces)
-        budget = None
-        if deadline is not None:
-            left = [s.steps for s in plan.stages[k:]]
-            left[0] -= state["step"]
-            share = left[0] / max(1, sum(left))
-            budget = max(0.0, (deadline - time.monotonic()) * share - 10.0)
-        if state["step"] == 0:  # each stage starts a fresh optimizer from the last weights
-            opt = _optimizer(model, cfg, stage.lr)
-            state["best"] = None
-        t_stage, base_seconds = time.monotonic(), float(state["seconds"])
-        bar = tqdm(
-            total=stage.steps,
-            initial=state["step"],
-            desc=f"stage {k + 1}/{len(plan.stages)} {stage.name}",
-            unit="step",
-            disable=not (progress and world.main),
-            dynamic_ncols=True,
-        )
-        ema: float | None = None
-        rate_events, rate_t0 = 0, time.monotonic()
-        stopped = False
-        while state["step"] < stage.steps:
-            step = state["step"]
-            elapsed = time.monotonic() - t_stage
-            progress_frac = step / stage.steps
-            if budget is not None:
-                progress_frac = max(progress_frac, elapsed / max(budget, 1e-9))
-            out_of_time = budget is not None and elapsed >= budget
-            halt = stop.requested or (stop_after is not None and done_here >= stop_after)
-            if world.any(out_of_time or halt):
-                stopped = halt and not out_of_time
-                break
-            for g in opt.param_groups:
-                g["lr"] = lr_at(stage.lr, progress_frac, cfg.warmup)
-            rng = np.random.default_rng([cfg.seed, k, step, world.rank])
-            batch = mixture.batch(rng, per_rank, cfg.window)
-            feats = torch.from_numpy(batch.features)  # (B, T, F)
-            tg = {h: torch.from_numpy(v) for h, v in batch.targets.items()}  # (B, T)
-            logits, _ = ddp(feats)
-            n = max(1, batch.events)
-            loss = torch.stack(list(nll_sums(logits, tg).values())).sum() / n
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            state["step"] = step + 1
-            done_here += 1
-            value = loss.item()
-            ema = value if ema is None else 0.95 * ema + 0.05 * value
-            rate_events += batch.events * world.size
-            now = time.monotonic()
-            bar.update(1)
-            postfix = {"loss": f"{ema:.3f}", "ev_s": f"{rate_events / (now - rate_t0):.0f}"}
-            if state["best"] is not None:
-                postfix["valid"] = f"{state['best']['nll']:.3f}"
-            bar.set_postfix(postfix)
-            if world.main and valid and state["step"] % cfg.eval_every == 0:
-                _validate(model, valid, state, best_file)
-            if world.main and state["step"] % cfg.checkpoint_every == 0:
-                state["seconds"] = base_seconds + (now - t_stage)
-                _save_checkpoint(workdir, model, opt, state)
-        bar.close()
-        seconds = base_seconds + time.monotonic() - t_stage
+        budget = _stage_budget(plan, k, run.state["step"], deadline)
+        if run.state["step"] == 0:  # each stage starts a fresh optimizer from the last weights
+            run.opt = _optimizer(model, cfg, stage.lr)
+            run.state["best"] = None
+        stopped, ema, seconds = _train_stage(run, stage, mixture, valid, budget, halt, progress)
         if stopped:
-            state["seconds"] = seconds
-            if world.main:
-                _save_checkpoint(workdir, model, opt, state)
-                log(
-                    f"stopped after {done_here} steps (checkpoint saved in {workdir}); "
-                    "run the same command to resume"
-                )
-            world.barrier()
+            _stop(run, seconds)
             return Result(False, {})
-        # End of stage: keep the best validated weights, then held-out NLL on every stage's
-        # data, a model file and a checkpoint.
-        if world.main and valid:
-            _validate(model, valid, state, best_file)
-        world.barrier()
-        if best_file.exists():  # every process restores the same weights
-            import_tensors(model, load_file(str(best_file)))
-        world.barrier()
-        if world.main:
-            best = state["best"] or {}
-            nll = {name: held_out_nll(model, ex) for name, ex in held.items() if ex}
-            result = {
-                "name": stage.name,
-                "steps": state["step"],
-                "best_step": best.get("step", state["step"]),
-                "valid_nll": round(best["nll"], 4) if best else None,
-                "seconds": round(seconds, 1),
-                "train_loss": None if ema is None else round(ema, 4),
-                "held_out_nll": {name: round(v["nll"], 4) for name, v in nll.items()},
-            }
-            log(
-                f"stage {k + 1} {stage.name}: {result['steps']} steps (best {result['best_step']}),"
-                f" train loss {result['train_loss']}, held-out NLL/event "
-                + ", ".join(f"{n} {v:.3f}" for n, v in result["held_out_nll"].items())
-            )
-            state["results"].append(result)
-            state["stage"], state["step"], state["seconds"] = k + 1, 0, 0.0
-            stage_file = workdir / f"stage{k + 1}-{stage.name}.safetensors"
-            _write_model(stage_file, model, cfg, corpus, plan, state, world)
-            _save_checkpoint(workdir, model, opt, state)
-            best_file.unlink(missing_ok=True)
-        else:
-            state["stage"], state["step"] = k + 1, 0
-        world.barrier()
+        _end_stage(run, stage, valid, held, seconds, ema)
     provenance: dict[str, Any] = {}
     if world.main:
-        provenance = _write_model(out, model, cfg, corpus, plan, state, world)
+        provenance = _write_model(out, model, cfg, corpus, plan, run.state, world)
     world.barrier()
     return Result(True, provenance)
+
+
+def _stage_budget(plan: Plan, k: int, step: int, deadline: float | None) -> float | None:
+    """Seconds for the rest of stage `k` (at `step`): the time left, shared by the stages'
+    remaining steps; None without a deadline."""
+    if deadline is None:
+        return None
+    left = [s.steps for s in plan.stages[k:]]
+    left[0] -= step
+    share = left[0] / max(1, sum(left))
+    return max(0.0, (deadline - time.monotonic()) * share - 10.0)
+
+
+def _train_stage(
+    run: _Run,
+    stage: Stage,
+    mixture: Mixture,
+    valid: Sequence[Example],
+    budget: float | None,
+    halt: Callable[[], bool],
+    progress: bool,
+) -> tuple[bool, float | None, float]:
+    """Steps of the current stage until it is done, its `budget` of seconds is spent or
+    `halt` says so. Returns (halted, the training loss's moving average, the stage's
+    seconds)."""
+    cfg, world, state = run.cfg, run.world, run.state
+    k = state["stage"]
+    per_rank = max(1, cfg.batch // world.size)
+    t_stage, base_seconds = time.monotonic(), float(state["seconds"])
+    bar = tqdm(
+        total=stage.steps,
+        initial=state["step"],
+        desc=f"stage {k + 1}/{len(run.plan.stages)} {stage.name}",
+        unit="step",
+        disable=not (progress and world.main),
+        dynamic_ncols=True,
+    )
+    ema: float | None = None
+    rate_events, rate_t0 = 0, time.monotonic()
+    stopped = False
+    while state["step"] < stage.steps:
+        step = state["step"]
+        elapsed = time.monotonic() - t_stage
+        progress_frac = step / stage.steps
+        if budget is not None:
+            progress_frac = max(progress_frac, elapsed / max(budget, 1e-9))
+        out_of_time = budget is not None and elapsed >= budget
+        halted = halt()
+        if world.any(out_of_time or halted):
+            stopped = halted and not out_of_time
+            break
+        rng = np.random.default_rng([cfg.seed, k, step, world.rank])
+        lr = lr_at(stage.lr, progress_frac, cfg.warmup)
+        value, events = _optimize(run, mixture, rng, per_rank, lr)
+        state["step"] = step + 1
+        run.done_here += 1
+        ema = value if ema is None else 0.95 * ema + 0.05 * value
+        rate_events += events * world.size
+        now = time.monotonic()
+        bar.update(1)
+        postfix = {"loss": f"{ema:.3f}", "ev_s": f"{rate_events / (now - rate_t0):.0f}"}
+        if state["best"] is not None:
+            postfix["valid"] = f"{state['best']['nll']:.3f}"
+        bar.set_postfix(postfix)
+        if world.main and valid and state["step"] % cfg.eval_every == 0:
+            _validate(run.model, valid, state, run.best_file)
+        if world.main and state["step"] % cfg.checkpoint_every == 0:
+            state["seconds"] = base_seconds + (now - t_stage)
+            _save_checkpoint(run.workdir, run.model, run.opt, state)
+    bar.close()
+    return stopped, ema, base_seconds + time.monotonic() - t_stage
+
+
+def _optimize(
+    run: _Run, mixture: Mixture, rng: np.random.Generator, per_rank: int, lr: float
+) -> tuple[float, int]:
+    """One optimizer step on a batch drawn with `rng`: (loss per event, events in the batch)."""
+    for g in run.opt.param_groups:
+        g["lr"] = lr
+    batch = mixture.batch(rng, per_rank, run.cfg.window)
+    feats = torch.from_numpy(batch.features)  # (B, T, F)
+    tg = {h: torch.from_numpy(v) for h, v in batch.targets.items()}  # (B, T)
+    logits, _ = run.net(feats)
+    n = max(1, batch.events)
+    loss = torch.stack(list(nll_sums(logits, tg).values())).sum() / n
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
+    run.opt.step()
+    return loss.item(), batch.events
+
+
+def _stop(run: _Run, seconds: float) -> None:
+    """A halted stage: save a checkpoint to resume from."""
+    run.state["seconds"] = seconds
+    if run.world.main:
+        _save_checkpoint(run.workdir, run.model, run.opt, run.state)
+        run.log(
+            f"stopped after {run.done_here} steps (checkpoint saved in {run.workdir}); "
+            "run the same command to resume"
+        )
+    run.world.barrier()
+
+
+def _end_stage(
+    run: _Run,
+    stage: Stage,
+    valid: Sequence[Example],
+    held: Mapping[str, Sequence[Example]],
+    seconds: float,
+    ema: float | None,
+) -> None:
+    """Keep the stage's best validated weights, then held-out NLL on every stage's data, a
+    model file and a checkpoint."""
+    world, state, model = run.world, run.state, run.model
+    k = state["stage"]
+    if world.main and valid:
+        _validate(model, valid, state, run.best_file)
+    world.barrier()
+    if run.best_file.exists():  # every process restores the same weights
+        import_tensors(model, load_file(str(run.best_file)))
+    world.barrier()
+    if world.main:
+        best = state["best"] or {}
+        nll = {name: held_out_nll(model, ex) for name, ex in held.items() if ex}
+        result = {
+            "name": stage.name,
+            "steps": state["step"],
+            "best_step": best.get("step", state["step"]),
+            "valid_nll": round(best["nll"], 4) if best else None,
+            "seconds": round(seconds, 1),
+            "train_loss": None if ema is None else round(ema, 4),
+            "held_out_nll": {name: round(v["nll"], 4) for name, v in nll.items()},
+        }
+        run.log(
+            f"stage {k + 1} {stage.name}: {result['steps']} steps (best {result['best_step']}),"
+            f" train loss {result['train_loss']}, held-out NLL/event "
+            + ", ".join(f"{n} {v:.3f}" for n, v in result["held_out_nll"].items())
+        )
+        state["results"].append(result)
+        state["stage"], state["step"], state["seconds"] = k + 1, 0, 0.0
+        stage_file = run.workdir / f"stage{k + 1}-{stage.name}.safetensors"
+        _write_model(stage_file, model, run.cfg, run.corpus, run.plan, state, world)
+        _save_checkpoint(run.workdir, model, run.opt, state)
+        run.best_file.unlink(missing_ok=True)
+    else:
+        state["stage"], state["step"] = k + 1, 0
+    world.barrier()
 
 
 def _validate(
