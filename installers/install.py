@@ -9,9 +9,10 @@ swapped in, so Live never sees a half-written script. Installing twice is harmle
 an identical copy is left alone, a stale or damaged one is replaced.
 
 It also records how to start the engine on this machine in LKJam/engine_command.json
-(the absolute path of this environment's `lkjam`, or this Python with `-m lkjam`, then
-`engine`): the control surface starts that command itself when no engine answers, so
-opening Live is enough. `--uninstall` removes it with the script.
+(the absolute path of this environment's `lkjam`, or this Python with `-m lkjam`, or the
+standalone bundle's own program when it runs from one, then `engine`): the control
+surface starts that command itself when no engine answers, so opening Live is enough.
+`--uninstall` removes it with the script.
 
 This file also runs on its own (`python3 install.py`, which is what the double-click
 installers in this folder do) on any Python 3.7+, from a source checkout or an
@@ -93,6 +94,9 @@ def verify(target: Path, expected: dict[str, str]) -> list[str]:
 def engine_command() -> list[str] | None:
     """How to start the engine from this environment, with absolute paths (Live does not
     see a terminal's PATH); None when lkjam is not installed in this Python."""
+    if getattr(sys, "frozen", False):
+        # The standalone bundle (installers/lkjam_engine.spec): its program is `lkjam`.
+        return [os.path.abspath(sys.executable), "engine"]
     python = os.path.abspath(sys.executable)  # not resolved: a venv's python stays its own
     folder = os.path.dirname(python)
     if sys.platform.startswith("win"):

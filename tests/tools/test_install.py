@@ -80,6 +80,18 @@ def test_without_lkjam_no_command_is_recorded(
     assert install.engine_command() == [str(lkjam), "engine"]
 
 
+def test_from_the_standalone_bundle_its_own_program_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PyInstaller sets sys.frozen, and sys.executable is the bundle's program, not a Python.
+    program = tmp_path / "lkjam" / ("lkjam.exe" if sys.platform.startswith("win") else "lkjam")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(program))
+    assert install.engine_command() == [str(program), "engine"]
+    (tmp_path / install.SCRIPT_NAME).mkdir()
+    assert f"Live starts the engine with: {program} engine" in install.record_engine(tmp_path)
+
+
 def _no_venv_env() -> dict[str, str]:
     """Live's environment: no activated venv, a minimal PATH."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
