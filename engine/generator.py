@@ -76,6 +76,7 @@ class Controls:
     trigger_note: int  # call_response: pitch that hands over the turn; -1 = none
     scale_lock: bool  # mask AI pitches to the known scale
     chord_lock: bool  # AI pitches make a chord with what sounds (decoder.Decoder.plan)
+    output_offset_ms: float  # AI notes go out this much earlier (scheduler.Scheduler.lead_s)
 
     @classmethod
     def start(cls, style: str) -> Controls:
@@ -156,6 +157,7 @@ class Generator:
         seed: int = 0,
         commit_s: float = COMMIT_S,
         clock: Clock = time.perf_counter,
+        output_offset_ms: float = 0.0,
     ) -> None:
         self.model = model
         self.scheduler = Scheduler(output, channel)
@@ -168,6 +170,7 @@ class Generator:
         self.commit_s = commit_s
         self.clock = clock
         self.controls = Controls.start(model.meta.style)
+        self.controls.output_offset_ms = output_offset_ms
         self.sync = Sync()
         self.inbox: deque[tuple[str, Any, float]] = deque()
         self.inbox_dropped = 0  # these counts go out with every status
@@ -303,13 +306,13 @@ class Generator:
         for name in SETTINGS:
             if name in m and name != "mode":  # a new mode takes effect below
                 setattr(c, name, m[name])
-        self._apply_sampling()
+        self._apply_controls()
         if c.scale_lock != scale_lock:
             self._apply_scale()
         if "mode" in m and m["mode"] != c.mode:
             ended = self.scheduler.all_notes_off()
             c.mode = m["mode"]
-            self._apply_sampling()
+            self._apply_controls()
             self.decoder.replan()
             self._end_turn()
             log.info("mode %s (released %d note(s))", c.mode, ended)
@@ -411,10 +414,11 @@ class Generator:
             self.model.step.seed(seed)
         self.model.step.set_meter(*self.meter)
         self._apply_scale()
-        self._apply_sampling()
+        self._apply_controls()
 
-    def _apply_sampling(self) -> None:
+    def _apply_controls(self) -> None:
         c = self.controls
+        self.scheduler.offset_s = c.output_offset_ms / 1000
         self.decoder.temperature, self.decoder.top_p = c.temperature, c.top_p
         self.decoder.chord_lock = c.chord_lock
         if c.mode != "off":  # "off" plays nothing; the model keeps its last request
@@ -483,7 +487,10 @@ class Generator:
 
     def _advance(self, now: float, line: BeatLine) -> float:
         """Feed clip notes and commit plans up to the horizon; returns the next commit time."""
-        horizon = line.beat_at(now + self.commit_s)
+        # Plans are committed a commit window before they are sent, which is the
+        # scheduler's lead before their time.
+        ahead = self.commit_s + self.scheduler.lead_s
+        horizon = line.beat_at(now + ahead)
         self._update_turn(line.beat_at(now))
         for _ in range(4 * MAX_NOTES_PER_BEAT + 64):  # bounded: never stall the thread
             clip_beat, clip = self._next_clip()
@@ -496,7 +503,7 @@ class Generator:
                 self._commit(now, line, plan)
             else:
                 next_beat = min(clip_beat, plan_beat)
-                return line.time_at(next_beat) - self.commit_s if next_beat < math.inf else math.inf
+                return line.time_at(next_beat) - ahead if next_beat < math.inf else math.inf
         return now  # more to do: come straight back
 
     def _next_clip(self) -> tuple[float, ClipTrack | None]:

@@ -95,7 +95,9 @@ class Engine:
                 post=self._post,
                 scale=args.scale,
                 seed=args.seed,
+                output_offset_ms=args.output_offset_ms,
             )
+            self.controls.output_offset_ms = args.output_offset_ms
             self.worker = Worker()
         except BaseException:
             self.close()
@@ -269,13 +271,14 @@ class Engine:
         )
         self.thread.start()
         log.info(
-            "ready: model %s (%s), MIDI %r -> %r (%s), socket %s",
+            "ready: model %s (%s), MIDI %r -> %r (%s), socket %s, output offset %g ms",
             self.style,
             self.model.path,
             self.args.in_port,
             self.args.out_port,
             self.midi_in.backend,
             self.server.endpoint,
+            self.args.output_offset_ms,
         )
         while not self.stop.is_set():
             self.server.poll_once(POLL_MS)
@@ -330,8 +333,29 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--scale", type=scale_argument, help="fix the scale, e.g. 'D dorian' (overrides Live's)"
     )
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
+    parser.add_argument(
+        "--output-offset-ms",
+        type=output_offset,
+        default=0.0,
+        metavar="MS",
+        help="send AI notes this much earlier, for the audio interface and instrument "
+        f"latency you hear (0..{protocol.MAX_OUTPUT_OFFSET_MS:g}; Live's controls can change it)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug log lines")
     return parser.parse_args(list(argv))
+
+
+def output_offset(text: str) -> float:
+    """--output-offset-ms: milliseconds in 0..MAX_OUTPUT_OFFSET_MS, as `controls` takes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
+    if not 0 <= value <= protocol.MAX_OUTPUT_OFFSET_MS:
+        raise argparse.ArgumentTypeError(
+            f"must be in 0..{protocol.MAX_OUTPUT_OFFSET_MS:g} ms (got {text})"
+        )
+    return value
 
 
 def main(argv: Sequence[str]) -> int:
@@ -352,6 +376,8 @@ def main(argv: Sequence[str]) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("%s: stopping", signal.Signals(signum).name)
         engine.stop.set()
+        if engine.server is not None:
+            engine.server.wake()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)

@@ -41,6 +41,7 @@ MAX_CLIP_NOTES = 4096  # per clip_notes answer: what the remote script accepts
 # shorter than one MIDI clock tick, or more notes per beat than this, would keep it
 # feeding clip notes and never catch up with the clock.
 MIN_LOOP_BEATS = 1 / 24
+MAX_OUTPUT_OFFSET_MS = 250.0  # more latency than this is a setup to fix, not to play over
 MAX_CLIP_NOTES_PER_BEAT = 128
 
 
@@ -274,6 +275,15 @@ MESSAGES: dict[str, MessageSpec] = {
                 "an AI note makes a chord (triad or seventh) with what sounds at its onset",
                 required=False,
                 default=True,
+            ),
+            "output_offset_ms": _num(
+                "send AI notes this much earlier, for the latency you hear after lkjam out "
+                "(audio interface, instrument); added to the port's own; at start, the "
+                "engine's `--output-offset-ms`",
+                0,
+                MAX_OUTPUT_OFFSET_MS,
+                required=False,
+                default=0.0,
             ),
             "seed": _int(
                 "reseed the sampler now; at start, the engine's `--seed`",

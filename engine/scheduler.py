@@ -48,7 +48,8 @@ class Scheduler:
         if not 1 <= channel <= 16:
             raise ValueError(f"channel must be in 1..16, got {channel}")
         self.output = output
-        self.lead_s: float = getattr(output, "latency_s", 0.0)  # outputs without it: 0
+        self.port_lead_s: float = getattr(output, "latency_s", 0.0)  # outputs without it: 0
+        self.offset_s = 0.0  # the musician's output offset (controls.output_offset_ms)
         self.status_on = NOTE_ON | (channel - 1)
         self.status_off = NOTE_OFF | (channel - 1)
         self.status_cc = CONTROL | (channel - 1)
@@ -69,6 +70,11 @@ class Scheduler:
         heapq.heappush(self._pending, (t_on, 2 * token, True, pitch, velocity, token))
         heapq.heappush(self._pending, (t_off, 2 * token + 1, False, pitch, 0, token))
         return True
+
+    @property
+    def lead_s(self) -> float:
+        """How long before its time each message is sent."""
+        return self.port_lead_s + self.offset_s
 
     @property
     def next_due(self) -> float:

@@ -2,7 +2,8 @@
 
 Runs on one thread (the socket is not shared). Incoming frames are validated against
 `lkjam.engine.protocol`; a bad one is answered with `error` and logged (rate-limited),
-never raised. Other threads send through `send`, a bounded outbox drained by the loop.
+never raised. Other threads send through `send`, a bounded outbox drained by the loop;
+`send` wakes the loop through a pipe, so that the loop can sleep between messages.
 
 Clients are told apart by routing id. A client is gone after `bye`, after
 `CLIENT_TIMEOUT_S` without a message, or when every connection has dropped (seen on a
@@ -16,8 +17,10 @@ with `error`), so two senders never fight over start, stop and the beat.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,7 +38,7 @@ TRANSPORT_HANDOVER_S = 1.0  # the owner's snapshots come 10 a second; a second's
 # (a script reloaded in Live, a tool that sent one) lets another client take over
 OUTBOX_SIZE = 1024
 ERROR_LOG_PER_S = 10  # logged error lines per second; the rest are counted
-POLL_MS = 5  # the engine's main loop polls this long, then checks its ports
+POLL_MS = 100  # the engine's main loop sleeps at most this long, then checks its ports
 
 
 class BindError(RuntimeError):
@@ -102,6 +105,9 @@ class Server:
         self.outbox_dropped = 0
         self.errors = 0
         self._error_window = (0.0, 0)  # (second, lines logged in it)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._context = zmq.Context()
         self._socket: zmq.Socket[bytes] | None = self._context.socket(zmq.ROUTER)
         sock = self._socket
@@ -121,6 +127,7 @@ class Server:
         self._poller = zmq.Poller()
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
+        self._poller.register(self._wake_r, zmq.POLLIN)
 
     # ---- sending (any thread) -----------------------------------------------------
 
@@ -131,6 +138,13 @@ class Server:
             self.outbox_dropped += 1
             return
         self.outbox.append((client, frame))
+        self.wake()
+
+    def wake(self) -> None:
+        """End the loop's current poll at once (any thread)."""
+        # OSError: already woken (the pipe is full), or closed while the engine stops.
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"w")
 
     def _flush(self) -> None:
         sock = self._socket
@@ -147,6 +161,13 @@ class Server:
 
     def poll_once(self, timeout_ms: int) -> None:
         events = dict(self._poller.poll(timeout_ms))
+        if self._wake_r in events:
+            while True:
+                try:
+                    if not os.read(self._wake_r, 4096):
+                        break
+                except BlockingIOError:
+                    break
         if self._monitor is not None and self._monitor in events:
             self._on_monitor()
         sock = self._socket
@@ -286,6 +307,12 @@ class Server:
             monitor.close(linger=0)
         if not self._context.closed:
             self._context.term()
+        if self._wake_w >= 0:
+            # The write end first, so that a late `wake` from another thread fails quietly.
+            write_end, self._wake_w = self._wake_w, -1
+            os.close(write_end)
+            read_end, self._wake_r = self._wake_r, -1
+            os.close(read_end)
 
     def __enter__(self) -> Server:
         return self

@@ -1,7 +1,7 @@
 """Hand-made test tunes: melodies that no training set contains, entered by hand.
 
 They are what `python -m lkjam.bench music` accompanies: public-domain tunes whose titles
-are in none of the music21 collections the model trains on (`training/data.py`), and a few
+are in none of the music21 collections the model trains on (`training/corpus_sources.py`), and a few
 originals. Each is a melody only; what an accompanist should play is for the model to find.
 
 Notation (`parse_melody`), one token per note, bars separated by `|`:

@@ -327,6 +327,31 @@ def test_a_compensated_note_is_sent_early_by_exactly_the_latency_in_use(tmp_path
     assert np.abs(a - b - 0.002).max() < 1e-6
 
 
+def test_the_musicians_output_offset_adds_to_the_ports_and_can_change_live(
+    tmp_path: Path,
+) -> None:
+    """30 ms is far more than the 4 ms commit window: plans must be committed that much
+    sooner too, or the offset would only make notes late by the difference."""
+    on_time, early = Rig(tmp_path, HALF), Rig(tmp_path, HALF)
+    early.out = LateOutput(early)
+    early.gen.scheduler = Scheduler(early.out)
+    for rig in (on_time, early):
+        rig.run(0.05)
+        if rig is early:
+            rig.message("controls", output_offset_ms=30.0)
+        rig.message("clip", **clip([[38, 0.0, 1.0, 100]]))
+        rig.run(6.0)
+    a, b = np.array([t for t, _ in on_time.out.sent]), np.array([t for t, _ in early.out.sent])
+    assert len(a) > 10 and [m for _, m in on_time.out.sent] == [m for _, m in early.out.sent]
+    assert np.abs(a - b - 0.032).max() < 1e-6
+    # Back to 0: the port's own latency only, from the next note on.
+    early.message("controls", output_offset_ms=0.0)
+    on_time.run(3.0)
+    early.run(3.0)
+    a, b = np.array([t for t, _ in on_time.out.sent]), np.array([t for t, _ in early.out.sent])
+    assert np.abs(a[-10:] - b[-10:] - 0.002).max() < 1e-6
+
+
 @pytest.mark.jack
 def test_jack_input_is_read_off_the_process_thread_with_rebuilt_times(
     jack_server: JackServer,

@@ -228,11 +228,13 @@ def test_controls_are_the_protocol_tables(tmp_path: Path) -> None:
         "trigger_note": 36,
         "scale_lock": False,
         "chord_lock": False,
+        "output_offset_ms": 12.5,
     }
     assert set(wanted) == set(SETTINGS)
     rig.message("controls", **wanted)
     rig.run(0.01)
     assert asdict(rig.gen.controls) == wanted
+    assert rig.gen.scheduler.offset_s == 0.0125
 
 
 def test_status_carries_what_was_lost(tmp_path: Path) -> None:

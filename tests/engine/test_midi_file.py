@@ -104,7 +104,7 @@ def test_accompany_says_one_line_and_writes_nothing(
 
 
 def test_training_skips_names_and_counts_each_odd_file(odd_folder: Path, tmp_path: Path) -> None:
-    from lkjam.training.data import load_midi_folder
+    from lkjam.training.midi_folder import load_midi_folder
 
     pieces, summary = load_midi_folder(odd_folder, cache=tmp_path / "cache", progress=False)
     assert len(pieces) == 1 and summary.found == len(ODD) + 1 and summary.used == 1
