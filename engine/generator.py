@@ -31,9 +31,11 @@ from typing import Any, Protocol
 
 from lkjam.engine import protocol
 from lkjam.engine.decoder import MAX_NOTES_PER_BEAT, Decoder, Note, scale_mask
+from lkjam.engine.events import ROLES
 from lkjam.engine.model_file import LoadedModel
 from lkjam.engine.scheduler import Output, Scheduler, wait_until
 from lkjam.engine.sync import BeatLine, Sync, SyncEvent
+from lkjam.engine.trace import Trace
 
 from lkjam._step import ROLE_AI, ROLE_CLIP, ROLE_HUMAN
 
@@ -158,9 +160,11 @@ class Generator:
         commit_s: float = COMMIT_S,
         clock: Clock = time.perf_counter,
         output_offset_ms: float = 0.0,
+        trace: Trace | None = None,
     ) -> None:
         self.model = model
-        self.scheduler = Scheduler(output, channel)
+        self.trace = trace or Trace()  # off unless given
+        self.scheduler = Scheduler(output, channel, self.trace)
         self.midi_queue: deque[tuple[float, bytes]] = (
             midi_queue if midi_queue is not None else deque()
         )
@@ -276,6 +280,7 @@ class Generator:
             self._on_sync_events([SyncEvent.JUMP])
         elif ticks:
             log.warning("MIDI clock count was %+d tick(s) off Live's position; corrected", ticks)
+            self.trace.emit("clock_correction", ticks=ticks, beat=self._now_beat(t_recv))
 
     def _msg_scale(self, m: dict[str, Any], t_recv: float) -> None:
         known = m["root"] >= 0 and m["intervals"]
@@ -352,6 +357,7 @@ class Generator:
         if call and self.answering and self.controls.cycle_bars == 0:
             self._end_turn()  # the human barges in: the AI yields
         self.held.add(pitch)
+        self.trace.emit("input", t=t, pitch=pitch, velocity=velocity, beat=beat)
         self._feed(beat, ROLE_HUMAN, pitch, velocity, 0.0)
 
     def _trigger(self, t: float) -> None:
@@ -395,6 +401,7 @@ class Generator:
         beat = self._now_beat(self.clock() - self.commit_s)
         for clip in self.clips.values():
             clip.seek(beat)
+        self.trace.emit("transport", why=why, beat=beat)
         log.info("transport %s", why)
 
     def _stop(self) -> None:
@@ -402,6 +409,7 @@ class Generator:
         ended = self.scheduler.all_notes_off()
         self.decoder.drop_plan()
         self._end_turn()
+        self.trace.emit("transport", why="stop")
         log.info("transport stopped; released %d note(s)", ended)
 
     # ---- the model -----------------------------------------------------------------
@@ -474,9 +482,7 @@ class Generator:
         )
         if not stale:
             return plan
-        if log.isEnabledFor(logging.DEBUG):  # reaction times, for `lkjam demo`'s figures
-            after = self.history[-1][1] if self.history else -1
-            log.debug("plan drawn after=%d at=%.6f", after, self.clock())
+        self.trace.emit("drawn", after=self._last_role(), beat=None if plan is None else plan.beat)
         if plan is None:
             if self.answering and not self.first_of_turn:
                 self._end_turn()  # the model has said its piece
@@ -506,6 +512,10 @@ class Generator:
                 return line.time_at(next_beat) - ahead if next_beat < math.inf else math.inf
         return now  # more to do: come straight back
 
+    def _last_role(self) -> str | None:
+        """The role of the last event fed (what a plan answers); None before any."""
+        return ROLES[self.history[-1][1]] if self.history else None
+
     def _next_clip(self) -> tuple[float, ClipTrack | None]:
         best, best_clip = math.inf, None
         for clip in self.clips.values():
@@ -519,7 +529,7 @@ class Generator:
             self.decoder.drop_plan()
             self._end_turn()
             return
-        after = self.history[-1][1] if self.history else -1  # role of the event planned from
+        after = self._last_role()  # the event planned from
         if self.decoder.commit() is None:
             return  # the runaway bound: WAIT until the next input
         self.history.append((plan.beat, ROLE_AI, plan.pitch, plan.velocity, plan.duration))
@@ -527,16 +537,18 @@ class Generator:
         t_on = line.time_at(plan.beat)
         if t_on < now - LATE_S:
             self.late_notes += 1
+            self.trace.emit("late", t=now, pitch=plan.pitch, beat=plan.beat, t_on=t_on)
             return
-        if log.isEnabledFor(logging.DEBUG):  # planned beats, for `lkjam demo`'s timing figures
-            log.debug(
-                "ai plan pitch=%d beat=%.6f t_on=%.6f now=%.6f after=%d",
-                plan.pitch,
-                plan.beat,
-                t_on,
-                now,
-                after,
-            )
+        self.trace.emit(
+            "plan",
+            t=now,
+            pitch=plan.pitch,
+            velocity=plan.velocity,
+            beat=plan.beat,
+            duration=plan.duration,
+            t_on=t_on,
+            after=after,
+        )
         self.scheduler.note(
             plan.pitch, plan.velocity, t_on, line.time_at(plan.beat + plan.duration)
         )

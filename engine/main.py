@@ -33,6 +33,7 @@ from lkjam.engine.model_file import (
 )
 from lkjam.engine.ports import MidiInput, MidiOutput, PortError
 from lkjam.engine.server import POLL_MS, BindError, Server
+from lkjam.engine.trace import Trace
 
 from lkjam import __version__
 
@@ -55,6 +56,7 @@ class Engine:
         self.stop = threading.Event()
         self.model = self._load_initial_model()
         self.style = self.model.meta.style
+        self.trace = Trace(args.trace)  # closed last, after the generator's final events
         self.controls = Controls.start(self.style)  # the socket thread's view, for jobs
         self.scale: tuple[int, Sequence[int]] | None = args.scale
         self.meter = (4, 4)
@@ -96,6 +98,7 @@ class Engine:
                 scale=args.scale,
                 seed=args.seed,
                 output_offset_ms=args.output_offset_ms,
+                trace=self.trace,
             )
             self.controls.output_offset_ms = args.output_offset_ms
             self.worker = Worker()
@@ -305,6 +308,7 @@ class Engine:
         for part in (self.worker, self.server, self.midi_in, self.midi_out):
             if part is not None:
                 part.close()
+        self.trace.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -342,6 +346,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         f"latency you hear (0..{protocol.MAX_OUTPUT_OFFSET_MS:g}; Live's controls can change it)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug log lines")
+    parser.add_argument(
+        "--trace", type=Path, metavar="FILE", help="write what the engine does to FILE (JSON lines)"
+    )
     return parser.parse_args(list(argv))
 
 
@@ -369,7 +376,7 @@ def main(argv: Sequence[str]) -> int:
     sys.setswitchinterval(0.0005)
     try:
         engine = Engine(args)
-    except (ModelFileError, PortError, BindError, ValueError) as exc:
+    except (ModelFileError, PortError, BindError, ValueError, OSError) as exc:
         log.error("%s", exc)
         return 1
 

@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from lkjam.engine.trace import Trace
+
 NOTE_ON, NOTE_OFF, CONTROL = 0x90, 0x80, 0xB0
 CC_ALL_NOTES_OFF = 123
 SPIN_S = 0.0006  # the last stretch before a send is spun, not slept
@@ -44,10 +46,11 @@ def wait_until(deadline: float, wake: threading.Event, *, spin: bool = True) -> 
 class Scheduler:
     """Timed note-ons and note-offs on one MIDI channel, with the set of sounding notes."""
 
-    def __init__(self, output: Output, channel: int = 1) -> None:
+    def __init__(self, output: Output, channel: int = 1, trace: Trace | None = None) -> None:
         if not 1 <= channel <= 16:
             raise ValueError(f"channel must be in 1..16, got {channel}")
         self.output = output
+        self.trace = trace or Trace()
         self.port_lead_s: float = getattr(output, "latency_s", 0.0)  # outputs without it: 0
         self.offset_s = 0.0  # the musician's output offset (controls.output_offset_ms)
         self.status_on = NOTE_ON | (channel - 1)
@@ -84,7 +87,7 @@ class Scheduler:
         """Send everything due by `now`; returns how many messages went out."""
         sent = 0
         while self._pending and self._pending[0][0] <= now:
-            _, _, is_on, pitch, velocity, token = heapq.heappop(self._pending)
+            due, _, is_on, pitch, velocity, token = heapq.heappop(self._pending)
             if is_on:
                 if pitch in self.sounding:  # same pitch again: end the old one first
                     self._send_off(pitch)
@@ -95,6 +98,7 @@ class Scheduler:
                 del self.sounding[pitch]
             else:
                 continue  # its note was retriggered or released already
+            self.trace.emit("sent", pitch=pitch, velocity=velocity, due=due)
             sent += 1
         return sent
 
@@ -104,6 +108,7 @@ class Scheduler:
     def release_all(self) -> int:
         """Cancel everything pending and end every sounding note; returns notes ended."""
         self._pending.clear()
+        self.trace.emit("release", pitches=sorted(self.sounding))
         ended = len(self.sounding)
         for pitch in sorted(self.sounding):
             self._send_off(pitch)

@@ -25,7 +25,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lkjam.demo_live import (
     BASS_ENTRY,
@@ -33,6 +35,8 @@ from lkjam.demo_live import (
     HUMAN_ENTRY,
     TICK_S,
     LiveSet,
+    Message,
+    Piece,
     Player,
     Recorder,
     Timeline,
@@ -40,7 +44,7 @@ from lkjam.demo_live import (
     human_part,
     load_piece,
 )
-from lkjam.demo_report import analyse, parse_drawn_after_human, parse_plans, write_files
+from lkjam.demo_report import analyse, drawn_after_human, planned_notes, write_files
 from lkjam.engine.model_file import (
     DEFAULT_MODEL_PATH,
     ModelFileError,
@@ -48,6 +52,7 @@ from lkjam.engine.model_file import (
     load_model,
 )
 from lkjam.engine.ports import BACKENDS, VIRTUAL, PortError, choose_backend
+from lkjam.engine.trace import read_trace
 from lkjam.jackd import JackServer, JackUnavailable
 
 TEMPO_CHANGE = 1.10  # the transport speeds up by 10 % half way
@@ -114,12 +119,12 @@ def free_port() -> int:
 
 
 class EngineProcess:
-    """`lkjam engine` as a child process logging (with planned notes, -v) to a file."""
+    """`lkjam engine` as a child process, logging to one file and tracing to another."""
 
-    def __init__(self, args: Sequence[str], log_path: Path) -> None:
-        self.log_path = log_path
+    def __init__(self, args: Sequence[str], log_path: Path, trace_path: Path) -> None:
+        self.log_path, self.trace_path = log_path, trace_path
         self._log = log_path.open("w", encoding="utf-8")
-        command = [sys.executable, "-m", "lkjam", "engine", "-v", *args]
+        command = [sys.executable, "-m", "lkjam", "engine", "--trace", str(trace_path), *args]
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
 
     def alive(self) -> bool:
@@ -127,6 +132,10 @@ class EngineProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def trace(self) -> list[dict[str, Any]]:
+        """The engine's trace; complete once it has stopped."""
+        return read_trace(self.trace_path)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -211,127 +220,221 @@ def schedule(seconds_left: float, tempo: float) -> tuple[Timeline, float, float]
     return timeline, stop_time, timeline.beat_at(stop_time)
 
 
-def run(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    if importlib.util.find_spec("matplotlib") is None:  # for jam.png; found out before playing
+@dataclass(frozen=True)
+class Setup:
+    """What is settled before anything starts: the model, the MIDI backend, the piece and
+    the output folder."""
+
+    model_path: Path
+    style: str
+    backend: str
+    piece: Piece
+    out: Path
+
+    @property
+    def port_names(self) -> tuple[str, str]:
+        """The engine's input and output ports."""
+        # Own port names where we create them, so a running `lkjam engine` is never confused.
+        if self.backend in VIRTUAL:
+            return "lkjam demo in", "lkjam demo out"
+        return "lkjam in", "lkjam out"
+
+
+@dataclass(frozen=True)
+class Played:
+    """What the jam left for the report."""
+
+    timeline: Timeline
+    stop_beat: float
+    human_sent: list[Message]  # notes only, no MIDI clock
+    ai_received: list[Message]
+    sounding_after_stop: int
+    trace: list[dict[str, Any]]  # the engine's
+    jack: str  # the private JACK server's name; "" when not on JACK
+    notes: list[str]  # for the report's definitions
+
+
+def prepare(args: argparse.Namespace) -> Setup:
+    """Everything that can be found wrong before playing: matplotlib (for jam.png), the
+    model, the MIDI backend; then the output folder."""
+    if importlib.util.find_spec("matplotlib") is None:
         raise DemoError("drawing jam.png needs matplotlib: pip install 'lkjam[train]'")
     model_path = resolve_model(args.model)
     try:
         model = load_model(model_path)
     except ModelFileError as exc:
         raise DemoError(str(exc)) from None
-    style = model.meta.style
     backend = resolve_backend(args.backend)
     piece = load_piece()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    virtual = backend in VIRTUAL
-    # Own port names where we create them, so a running `lkjam engine` is never confused.
-    in_name = "lkjam demo in" if virtual else "lkjam in"
-    out_name = "lkjam demo out" if virtual else "lkjam out"
+    return Setup(model_path, model.meta.style, backend, piece, out)
 
+
+def start_jack(stack: contextlib.ExitStack, backend: str) -> tuple[str, list[str]]:
+    """On JACK, a private server (stopped by `stack`): its name and the report's note on
+    its period. Elsewhere ("", [])."""
+    if backend != "jack":
+        return "", []
+    jack = f"lkjam-demo-{os.getpid()}"
+    try:
+        server = stack.enter_context(JackServer(jack))  # sets JACK_DEFAULT_SERVER
+    except JackUnavailable as exc:
+        raise DemoError(f"{exc}. To run the demo, {INSTALL_HINT['linux']}.") from None
+    period_ms = 1000 * server.period / server.rate
+    note = (
+        f"JACK moves MIDI once per period ({server.period} frames at {server.rate} Hz "
+        f"= {period_ms:.2f} ms here), so latency and timing error include up to two "
+        "periods of transport between the ports."
+    )
+    return jack, [note]
+
+
+def styles_folder(stack: contextlib.ExitStack, setup: Setup, own_model: bool) -> tuple[Path, float]:
+    """A styles folder (removed by `stack`) and the controls rack's style macro for it."""
+    # The style macro must point at the model the demo plays: the folder holds just that one.
+    styles_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    if own_model:
+        shutil.copyfile(setup.model_path, styles_dir / f"{setup.style}.safetensors")
+    styles = list_styles([styles_dir])
+    macro = styles.index(setup.style) / (len(styles) - 1) if len(styles) > 1 else 0.0
+    return styles_dir, macro
+
+
+def start_engine(
+    stack: contextlib.ExitStack, setup: Setup, styles_dir: Path, seed: int
+) -> tuple[EngineProcess, int]:
+    """The engine (stopped by `stack`) and its socket's port."""
+    port = free_port()
+    in_name, out_name = setup.port_names
+    engine = EngineProcess(
+        [
+            "--model", str(setup.model_path),
+            "--endpoint", f"tcp://127.0.0.1:{port}",
+            "--backend", setup.backend,
+            "--in", in_name,
+            "--out", out_name,
+            "--styles-dir", str(styles_dir),
+            "--seed", str(seed),
+        ],
+        setup.out / "engine.log",
+        setup.out / "trace.jsonl",
+    )  # fmt: skip
+    stack.callback(engine.stop)
+    return engine, port
+
+
+def wind_down(live: LiveSet, player: Player, recorder: Recorder, engine: EngineProcess) -> int:
+    """The end: the transport stops (the engine must release its notes), the human lets
+    go, the script says bye, the engine gets SIGTERM. Returns how many AI notes were still
+    sounding once the transport had stopped."""
+    live.stop()
+    deadline = time.perf_counter() + 1.0
+    while recorder.sounding() and time.perf_counter() < deadline:
+        live.tick(time.perf_counter())
+        time.sleep(TICK_S / 2)
+    sounding_after_stop = len(recorder.sounding())
+    player.join()
+    live.disconnect()
+    code = engine.stop()
+    time.sleep(0.1)  # the last messages on their way to the recorder
+    recorder.close()
+    player.close()
+    if code != 0:
+        raise DemoError(f"the engine exited with code {code}; see {engine.log_path}")
+    return sounding_after_stop
+
+
+def play(args: argparse.Namespace, setup: Setup, started: float) -> Played:
+    """Start JACK if needed, the engine, the player, the recorder and the fake Live; jam
+    until the requested time is nearly up; wind down."""
     with contextlib.ExitStack() as stack:
-        jack = ""
-        notes = []
-        if backend == "jack":
-            jack = f"lkjam-demo-{os.getpid()}"
-            try:
-                server = stack.enter_context(JackServer(jack))  # sets JACK_DEFAULT_SERVER
-            except JackUnavailable as exc:
-                raise DemoError(f"{exc}. To run the demo, {INSTALL_HINT['linux']}.") from None
-            period_ms = 1000 * server.period / server.rate
-            notes.append(
-                f"JACK moves MIDI once per period ({server.period} frames at {server.rate} Hz "
-                f"= {period_ms:.2f} ms here), so latency and timing error include up to two "
-                "periods of transport between the ports."
-            )
-        # The controls rack's style macro must point at the model the demo plays: give the
-        # engine a styles folder holding just that model.
-        styles_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        if args.model is not None:
-            shutil.copyfile(model_path, styles_dir / f"{style}.safetensors")
-        styles = list_styles([styles_dir])
-        style_macro = styles.index(style) / (len(styles) - 1) if len(styles) > 1 else 0.0
-
-        port = free_port()
-        engine = EngineProcess(
-            [
-                "--model", str(model_path),
-                "--endpoint", f"tcp://127.0.0.1:{port}",
-                "--backend", backend,
-                "--in", in_name,
-                "--out", out_name,
-                "--styles-dir", str(styles_dir),
-                "--seed", str(args.seed),
-            ],
-            out / "engine.log",
-        )  # fmt: skip
-        stack.callback(engine.stop)
+        jack, notes = start_jack(stack, setup.backend)
+        styles_dir, style_macro = styles_folder(stack, setup, args.model is not None)
+        engine, port = start_engine(stack, setup, styles_dir, args.seed)
         print(
-            f"lkjam demo: {piece.name}, {args.mode}, {args.tempo:g} BPM, model {style} "
-            f"({model_path.name}), MIDI {backend}" + (f" (private server {jack})" if jack else "")
+            f"lkjam demo: {setup.piece.name}, {args.mode}, {args.tempo:g} BPM, model "
+            f"{setup.style} ({setup.model_path.name}), MIDI {setup.backend}"
+            + (f" (private server {jack})" if jack else "")
         )
         engine.wait_ready()
-        player = Player(backend, in_name)
+        in_name, out_name = setup.port_names
+        player = Player(setup.backend, in_name)
         stack.callback(player.close)
-        recorder = Recorder(backend, out_name)
+        recorder = Recorder(setup.backend, out_name)
         stack.callback(recorder.close)  # runs first: see Recorder.close
-        live = LiveSet(piece, args.tempo, args.mode, port, style_macro)
+        live = LiveSet(setup.piece, args.tempo, args.mode, port, style_macro)
         stack.callback(live.disconnect)
         live.connect(engine.alive)
 
         timeline, stop_time, stop_beat = schedule(
             args.seconds - (time.perf_counter() - started), args.tempo
         )
-        part = human_part(piece, timeline, stop_beat, args.mode == "call_response", args.seed)
+        call_response = args.mode == "call_response"
+        part = human_part(setup.piece, timeline, stop_beat, call_response, args.seed)
         clock = clock_part(timeline, stop_beat) if args.sync == "clock" else []
         player.start(part + clock)
         jam(live, timeline, stop_time, recorder, Progress(args.seconds), started, engine)
-
-        # The end: the transport stops (the engine must release its notes), the human
-        # lets go, the script says bye, the engine gets SIGTERM.
-        live.stop()
-        deadline = time.perf_counter() + 1.0
-        while recorder.sounding() and time.perf_counter() < deadline:
-            live.tick(time.perf_counter())
-            time.sleep(TICK_S / 2)
-        sounding_after_stop = len(recorder.sounding())
-        player.join()
-        live.disconnect()
-        code = engine.stop()
-        time.sleep(0.1)  # the last messages on their way to the recorder
-        recorder.close()
-        player.close()
-        if code != 0:
-            raise DemoError(f"the engine exited with code {code}; see {out / 'engine.log'}")
-
-    events, figures = analyse(
-        piece,
+        sounding_after_stop = wind_down(live, player, recorder, engine)
+        trace = engine.trace()
+    return Played(
         timeline,
         stop_beat,
         [m for m in player.sent if m[1][0] < 0xF0],
         recorder.received,
-        parse_plans(engine.log()),
-        parse_drawn_after_human(engine.log()),
         sounding_after_stop,
-        args.mode,
+        trace,
+        jack,
+        notes,
     )
+
+
+def header(args: argparse.Namespace, setup: Setup, played: Played) -> list[str]:
+    """The report's first lines: the piece, the parts, the run's settings."""
     sync = {
         "clock": "MIDI clock from the fake Live on the input port (Start, 24 ticks per beat)",
         "transport": "the script's transport snapshots (10 per second)",
     }[args.sync]
+    timeline, jack = played.timeline, played.jack
     bar = int(timeline.change_beat // BEATS_PER_BAR) + 1
-    header = [
-        f"lkjam demo: {piece.name}; the human plays the soprano (from bar "
+    return [
+        f"lkjam demo: {setup.piece.name}; the human plays the soprano (from bar "
         f"{HUMAN_ENTRY // BEATS_PER_BAR + 1:.0f}), a Live clip the bass (from bar "
         f"{BASS_ENTRY // BEATS_PER_BAR + 1:.0f}), the AI the rest",
         f"mode {args.mode} · {args.seconds:g} s · {timeline.tempo:g} BPM, "
-        f"{timeline.new_tempo:g} from bar {bar} · model {style} ({model_path})",
-        f"MIDI {backend}" + (f" (private JACK server {jack})" if jack else "") + f" · sync: {sync}",
+        f"{timeline.new_tempo:g} from bar {bar} · model {setup.style} ({setup.model_path})",
+        f"MIDI {setup.backend}"
+        + (f" (private JACK server {jack})" if jack else "")
+        + f" · sync: {sync}",
     ]
-    title = f"lkjam demo: {piece.name} · {args.mode.replace('_', ' ')}"
+
+
+def report(args: argparse.Namespace, setup: Setup, played: Played) -> int:
+    """Analyse, write the files, print the summary; 1 if a note got stuck."""
+    events, figures = analyse(
+        setup.piece,
+        played.timeline,
+        played.stop_beat,
+        played.human_sent,
+        played.ai_received,
+        planned_notes(played.trace),
+        drawn_after_human(played.trace),
+        played.sounding_after_stop,
+        args.mode,
+    )
+    out = setup.out
+    title = f"lkjam demo: {setup.piece.name} · {args.mode.replace('_', ' ')}"
     text = write_files(
-        out, events, figures, timeline, stop_beat, piece, header, title, args.mode, notes
+        out,
+        events,
+        figures,
+        played.timeline,
+        played.stop_beat,
+        setup.piece,
+        header(args, setup, played),
+        title,
+        args.mode,
+        played.notes,
     )
     print(text)
     print(f"wrote {out / 'jam.mid'}, {out / 'jam.png'}, {out / 'report.txt'}")
@@ -346,6 +449,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"lkjam demo: {figures.stuck} stuck note(s){why}", file=sys.stderr)
         return 1
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    setup = prepare(args)
+    played = play(args, setup, started)
+    return report(args, setup, played)
 
 
 def jam(

@@ -1,17 +1,18 @@
 """What `lkjam demo` measured: the jam as one event stream, its figures, and its files.
 
 Inputs are wall-clock recordings (perf_counter seconds): what the simulated human sent,
-what arrived from `lkjam out`, and the AI notes the engine planned (its debug log).
+what arrived from `lkjam out`, and the AI notes the engine planned (its trace,
+lkjam.engine.trace).
 Beats come from the fake transport's true beat line (`Timeline`), never from the engine.
 """
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import mido
 import numpy as np
@@ -21,10 +22,6 @@ from lkjam.demo_live import BEATS_PER_BAR, Message, Piece, Timeline, unroll
 from lkjam.engine.events import ROLE_INDEX, ROLES, make_events
 from lkjam.engine.midi_file import write_midi
 
-# Written by lkjam.engine.generator for every AI note it schedules (engine -v).
-PLAN_LINE = re.compile(r"ai plan pitch=(\d+) beat=(\S+) t_on=(\S+) now=(\S+) after=(-?\d+)")
-# Written by the generator each time it draws the AI's next move (engine -v).
-DRAWN_LINE = re.compile(r"plan drawn after=(-?\d+) at=(\S+)")
 MATCH_WINDOW_S = 0.25  # a recorded note-on belongs to a plan if it arrives this close
 
 DEFINITIONS = """\
@@ -55,7 +52,7 @@ class PlannedNote:
     beat: float  # song beats
     t_on: float  # the engine's wall time for it
     now: float  # when the engine committed it
-    after: int  # role of the event it was planned after
+    after: str | None  # role of the event it was planned after (None: the first)
 
     @property
     def immediate(self) -> bool:
@@ -63,17 +60,18 @@ class PlannedNote:
         return self.t_on <= self.now
 
 
-def parse_plans(log_text: str) -> list[PlannedNote]:
+def planned_notes(trace: Sequence[dict[str, Any]]) -> list[PlannedNote]:
+    """The AI notes the engine committed (its `plan` events)."""
     return [
-        PlannedNote(int(m[1]), float(m[2]), float(m[3]), float(m[4]), int(m[5]))
-        for m in PLAN_LINE.finditer(log_text)
+        PlannedNote(e["pitch"], e["beat"], e["t_on"], e["t"], e["after"])
+        for e in trace
+        if e["kind"] == "plan"
     ]
 
 
-def parse_drawn_after_human(log_text: str) -> list[float]:
+def drawn_after_human(trace: Sequence[dict[str, Any]]) -> list[float]:
     """When the engine drew a plan right after feeding a human note (perf_counter s)."""
-    human = ROLE_INDEX["human"]
-    return [float(m[2]) for m in DRAWN_LINE.finditer(log_text) if int(m[1]) == human]
+    return [e["t"] for e in trace if e["kind"] == "drawn" and e["after"] == "human"]
 
 
 def reaction_times(human_on: np.ndarray, drawn: Sequence[float]) -> np.ndarray:
@@ -230,7 +228,7 @@ def analyse(
     for plan, arrival in matched:
         if not plan.immediate:
             error.append(arrival - timeline.time_at(plan.beat))
-        elif plan.after == ROLE_INDEX["human"]:
+        elif plan.after == "human":
             # The human note it reacts to: the last one sent before the engine planned.
             i = int(np.searchsorted(human_on, plan.now, side="right")) - 1
             if i >= 0:
@@ -357,7 +355,7 @@ def write_files(
     draw(events, out / "jam.png", numerator=BEATS_PER_BAR, title=title, markers=markers)
     text = summary_text(figures, header, mode)
     files = "files: jam.mid (tracks human, clip, ai; tempo map with the change), jam.png, "
-    files += "engine.log"
+    files += "engine.log, trace.jsonl"
     wrapped = (
         textwrap.fill(note, 88, initial_indent="- ", subsequent_indent="  ") for note in notes
     )

@@ -17,7 +17,14 @@ from lkjam.engine.model_file import ModelMeta, save_model
 
 from lkjam import _step, demo
 from lkjam.demo_live import Timeline
-from lkjam.demo_report import Note, PlannedNote, match_plans, pair_notes
+from lkjam.demo_report import (
+    Note,
+    PlannedNote,
+    drawn_after_human,
+    match_plans,
+    pair_notes,
+    planned_notes,
+)
 from lkjam.random_model import random_tensors
 
 
@@ -146,12 +153,26 @@ def test_notes_are_paired_and_stuck_ones_found() -> None:
 
 def test_planned_notes_match_what_was_heard() -> None:
     plans = [
-        PlannedNote(60, 1.0, t_on=1.0, now=0.996, after=1),
-        PlannedNote(62, 1.5, t_on=1.5, now=1.496, after=2),  # cancelled by a stop
-        PlannedNote(64, 2.0, t_on=1.9, now=2.0, after=0),
+        PlannedNote(60, 1.0, t_on=1.0, now=0.996, after="clip"),
+        PlannedNote(62, 1.5, t_on=1.5, now=1.496, after="ai"),  # cancelled by a stop
+        PlannedNote(64, 2.0, t_on=1.9, now=2.0, after="human"),
     ]
     heard = [Note(1.002, 1.2, 60, 90), Note(2.003, 2.4, 64, 90)]
     matched = match_plans(plans, heard)
     assert [(p.pitch, t) for p, t in matched] == [(60, 1.002), (64, 2.003)]
     assert not matched[0][0].immediate and matched[1][0].immediate
     assert np.isclose(matched[1][1] - matched[1][0].now, 0.003)
+
+
+def test_plans_and_reactions_come_from_the_trace() -> None:
+    trace = [
+        {"v": 1, "kind": "input", "t": 0.99, "pitch": 60, "velocity": 90, "beat": 2.0},
+        {"v": 1, "kind": "drawn", "t": 1.0, "after": "human", "beat": 2.0},
+        {"v": 1, "kind": "drawn", "t": 1.2, "after": "clip", "beat": 2.5},
+        {"v": 1, "kind": "drawn", "t": 1.3, "after": None, "beat": None},
+        {"v": 1, "kind": "plan", "t": 1.4, "pitch": 64, "velocity": 80, "beat": 2.5,
+         "duration": 0.5, "t_on": 1.5, "after": "clip"},
+        {"v": 1, "kind": "sent", "t": 1.5, "pitch": 64, "velocity": 80, "due": 1.5},
+    ]  # fmt: skip
+    assert drawn_after_human(trace) == [1.0]
+    assert planned_notes(trace) == [PlannedNote(64, 2.5, t_on=1.5, now=1.4, after="clip")]
