@@ -27,9 +27,10 @@ class TraceError(ValueError):
 class Trace:
     """`emit(kind, **fields)`: one event, stamped `t` (perf_counter s) unless given."""
 
-    def __init__(self, path: Path | None = None, clock: Callable[[], float] = time.perf_counter):
+    def __init__(
+        self, path: Path | None = None, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
         self.clock = clock
-        self.path = path
         # Appends (any thread) and pops (the writer) on a deque need no lock.
         self._queue: deque[tuple[str, float, dict[str, Any]]] | None = None
         self._stop = threading.Event()
