@@ -600,4 +600,5 @@ class Generator:
             late_notes=self.late_notes,
             dropped_notes=self.scheduler.dropped,
             dropped_in=self.inbox_dropped,
+            clock_ticks_lost=self.sync.clock.lost_ticks,
         )

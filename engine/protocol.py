@@ -356,6 +356,12 @@ MESSAGES: dict[str, MessageSpec] = {
                 0,
                 required=False,
             ),
+            "clock_ticks_lost": _int(
+                "MIDI clock ticks that never came (a JACK xrun), inferred from the ticks after "
+                "them and bridged",
+                0,
+                required=False,
+            ),
         },
         {
             "text": "call_response · default · 120.0 bpm",
@@ -363,6 +369,7 @@ MESSAGES: dict[str, MessageSpec] = {
             "dropped_notes": 0,
             "dropped_in": 0,
             "dropped_out": 0,
+            "clock_ticks_lost": 0,
         },
     ),
     "clip_notes": MessageSpec(

@@ -14,7 +14,8 @@ default topology keeps the step's cost real):
    is recorder time minus grid time (absolute p50/p99, and the signed mean: positive is
    late); drift is the mean signed error over the last tenth of the run minus that over
    the first tenth. `--drop-ticks N` leaves N clock ticks a minute out at random, as a
-   JACK xrun loses them.
+   JACK xrun loses them. `send_late_ms` is the engine's own part: how long after its due
+   time each AI note-on left the engine (from its trace); the rest is JACK's.
 3. CPU: the engine's own (process time over wall time, % of one core) while playing the
    timing run (`cpu_pct`) and, before it, for 5 s with a client connected and Live
    stopped (`cpu_pct_idle`).
@@ -54,6 +55,7 @@ import zmq
 from lkjam import _step
 from lkjam.engine.ports import ArrivalClock
 from lkjam.engine.scheduler import wait_until
+from lkjam.engine.trace import read_trace
 from lkjam.jackd import JackServer
 from lkjam.random_model import random_model
 
@@ -110,11 +112,12 @@ class EngineRun:
 
     def __init__(self, model: Path, workdir: Path, name: str) -> None:
         self.log_path = workdir / f"engine-{name}.log"
+        self.trace_path = workdir / f"trace-{name}.jsonl"
         endpoint = f"ipc://{workdir}/engine-{name}.sock"
         self.in_name, self.out_name = f"lkjam in {name}", f"lkjam out {name}"
         command = [sys.executable, "-m", "lkjam", "engine", "--model", str(model)]
         command += ["--backend", "jack", "--endpoint", endpoint]
-        command += ["--in", self.in_name, "--out", self.out_name]
+        command += ["--in", self.in_name, "--out", self.out_name, "--trace", str(self.trace_path)]
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in close()
         started = time.perf_counter()
         self.process = subprocess.Popen(command, stdout=self._log, stderr=self._log)
@@ -176,6 +179,17 @@ class EngineRun:
         self.send(
             "transport", tempo=tempo.tempo(t), beat=tempo.beat(t), playing=True, sig=[4, 4], t=t
         )
+
+    def status(self) -> dict[str, Any]:
+        """The engine's counts now: `hello` is answered with `welcome`, then `status`."""
+        while self.socket.poll(0):  # older statuses, sent on transport start and stop
+            self.socket.recv()
+        self.send("hello", live_version="bench", python=sys.version.split()[0], script_version="")
+        while self.socket.poll(10_000):
+            message: dict[str, Any] = json.loads(self.socket.recv())
+            if message["type"] == "status":
+                return message
+        raise RuntimeError(f"the engine sent no status; see {self.log_path}")
 
     def note_ons(self) -> list[float]:
         return [t for t, m in list(self.received) if m[0] & 0xF0 == 0x90 and m[2] > 0]
@@ -274,6 +288,9 @@ class TimingRun:
     cpu_pct: float  # while playing, % of one core
     cpu_pct_idle: float  # client connected, transport stopped
     ticks_dropped: int  # by the bench's clock sender
+    ticks_lost: int  # as the engine inferred them (status.clock_ticks_lost)
+    corrections: int  # MIDI clock count corrected from Live's position (trace)
+    send_late: np.ndarray  # s each AI note-on left the engine after its due time (trace)
 
 
 def idle_cpu_pct(run: EngineRun) -> float:
@@ -317,17 +334,32 @@ def measure_timing(workdir: Path, seconds: float, drops_per_minute: float) -> Ti
         cpu_playing = 100 * (run.cpu_s() - cpu0) / (time.perf_counter() - wall0)
         dropped = run.sender.dropped if run.sender is not None else 0
         run.stop_clock()
+        lost = run.status()["clock_ticks_lost"]
+        rss = run.rss_mb()
         ons = np.array(run.note_ons())
         beats = np.array([tempo.beat(t) for t in ons])
         grid = np.round(beats * 2) / 2
         errors = ons - np.array([tempo.time(b) for b in grid])
-        return TimingRun(
-            ons - ons[0], errors, run.start_s, run.rss_mb(), cpu_playing, cpu_idle, dropped
-        )
     finally:
         run.close()
-        corrections = run.log_path.read_text().count("tick(s) off Live's position")
-        print(f"timing: MIDI clock count corrected from Live's position {corrections} time(s)")
+    trace = read_trace(run.trace_path)
+    corrections = sum(e["kind"] == "clock_correction" for e in trace)
+    # The engine's own part of the error: when each note-on left, against when it was due.
+    send_late = np.array(
+        [e["t"] - e["due"] for e in trace if e["kind"] == "sent" and e["velocity"]]
+    )
+    return TimingRun(
+        ons - ons[0],
+        errors,
+        run.start_s,
+        rss,
+        cpu_playing,
+        cpu_idle,
+        dropped,
+        lost,
+        corrections,
+        send_late,
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -354,7 +386,9 @@ def main(argv: Sequence[str]) -> int:
     print(
         f"timing: {len(err)} AI notes over {timing.times[-1] / 60:.1f} min, tempo "
         f"{'/'.join(map(str, TEMPI))} bpm changing every {CHANGE_S:.0f} s; "
-        f"{timing.ticks_dropped} clock ticks left out by the sender"
+        f"{timing.ticks_dropped} clock ticks left out by the sender, {timing.ticks_lost} "
+        f"inferred lost by the engine; count corrected from Live's position "
+        f"{timing.corrections} time(s)"
     )
     print(f"JACK period {PERIOD} frames at {RATE} Hz = {PERIOD / RATE * 1000:.2f} ms")
     figures = {
@@ -364,9 +398,12 @@ def main(argv: Sequence[str]) -> int:
         "timing_err_ms_p99": np.percentile(abs_ms, 99),
         "timing_err_ms_mean": err.mean() * 1000,
         "drift_ms": drift_ms,
+        "send_late_ms_p50": np.percentile(timing.send_late, 50) * 1000,
+        "send_late_ms_p99": np.percentile(timing.send_late, 99) * 1000,
         "cpu_pct": timing.cpu_pct,
         "cpu_pct_idle": timing.cpu_pct_idle,
         "clock_ticks_dropped": timing.ticks_dropped,
+        "clock_ticks_lost": timing.ticks_lost,
         "start_s": max(start_a, timing.start_s),
         "rss_mb": max(rss_a[0], timing.rss[0]),
         "jack_shm_mb": max(rss_a[1], timing.rss[1]),
