@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "protocol.md"
 
 
-def frame(kind: str, **fields: Any) -> bytes:
+def frame(kind: str, /, **fields: Any) -> bytes:
     return json.dumps({"v": 1, "type": kind, **fields}).encode()
 
 
