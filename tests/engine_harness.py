@@ -20,6 +20,7 @@ import rtmidi
 import zmq
 
 from lkjam.demo_live import sounding_pitches
+from lkjam.random_model import random_model
 
 
 def free_endpoint() -> str:
@@ -209,3 +210,33 @@ def play(midi: Midi, transport: Transport, notes: Sequence[tuple[float, int, flo
         if delay > 0:
             time.sleep(delay)
         midi.send(*message)
+
+
+class Session:
+    """An engine playing a random model (its output biases make the timing checkable) at
+    120 bpm: a client that said hello, a transport sender and the JACK ports."""
+
+    def __init__(self, tmp_path: Path, bias: dict[str, dict[int, float]], *args: str) -> None:
+        model = random_model(tmp_path / "model.safetensors", "default", head_bias=bias)
+        self.engine = Engine(tmp_path, model, *args)
+        self.client = Client(self.engine.endpoint)
+        self.welcome = self.client.hello()
+        self.midi = Midi(self.engine.in_name, self.engine.out_name)
+        self.transport = Transport(self.engine.endpoint)
+        wait_for(lambda: "transport start" in self.engine.log(), 10, "the engine playing")
+
+    def wait_for_ai_notes(self, count: int) -> None:
+        """Until `count` more AI notes come. With a model that plays every half beat, 4 a
+        second, and a stalled generator plays none: the 10 s bound is for a loaded machine,
+        it does not measure anything."""
+        before = len(self.midi.note_ons())
+        try:
+            wait_for(lambda: len(self.midi.note_ons()) >= before + count, 10)
+        except AssertionError as exc:
+            raise AssertionError(f"fewer than {count} AI notes\n{self.engine.log()}") from exc
+
+    def close(self) -> None:
+        self.transport.close()
+        self.client.close()
+        self.engine.stop()  # first, so that nothing reaches the recorder while it closes
+        self.midi.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_harness import Client, Engine, Midi, Transport, play, wait_for
+from engine_harness import Client, Engine, Session, play
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from lkjam.engine.protocol import MESSAGES, ProtocolError, decode, encode, validate
@@ -158,38 +158,9 @@ def test_the_frames_from_the_issue_are_protocol_errors(text: str, expected: str)
 HALF = {"time": {_step.shift_bin(0.5): 40.0}}  # the AI plays half a beat after each event
 
 
-class Session:
-    """An engine playing at 120 bpm, a client that said hello, and the JACK ports."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        model = random_model(tmp_path / "model.safetensors", "default", head_bias=HALF)
-        self.engine = Engine(tmp_path, model)
-        self.client = Client(self.engine.endpoint)
-        self.client.hello()
-        self.midi = Midi(self.engine.in_name, self.engine.out_name)
-        self.transport = Transport(self.engine.endpoint)
-        wait_for(lambda: "transport start" in self.engine.log(), 10, "the engine playing")
-
-    def wait_for_ai_notes(self, count: int) -> None:
-        """Until `count` more AI notes come. At 120 bpm the model plays one every half beat,
-        4 a second, and a stalled generator plays none: the 10 s bound is for a loaded machine,
-        it does not measure anything."""
-        before = len(self.midi.note_ons())
-        try:
-            wait_for(lambda: len(self.midi.note_ons()) >= before + count, 10)
-        except AssertionError as exc:
-            raise AssertionError(f"fewer than {count} AI notes\n{self.engine.log()}") from exc
-
-    def close(self) -> None:
-        self.transport.close()
-        self.client.close()
-        self.engine.stop()  # first, so that nothing reaches the recorder while it closes
-        self.midi.close()
-
-
 @pytest.fixture
 def session(jack_server: JackServer, tmp_path: Path) -> Iterator[Session]:
-    s = Session(tmp_path)
+    s = Session(tmp_path, HALF)
     yield s
     s.close()
 

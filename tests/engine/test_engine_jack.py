@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engine_harness import Client, Engine, Midi, Transport, play, wait_for
+from engine_harness import Client, Session, play, wait_for
 
 from lkjam import _step
 from lkjam.jackd import JackServer
@@ -36,25 +36,6 @@ def assert_on_the_half_beat_grid(beats: np.ndarray) -> None:
     a beat and a phase error moves every note, so either pushes the median past it."""
     off_grid_ms = np.abs(beats * 2 - np.round(beats * 2)) * 250
     assert np.median(off_grid_ms) < 10.0, np.round(off_grid_ms, 1)
-
-
-class Session:
-    """An engine, a client that said hello, a transport sender and the JACK ports."""
-
-    def __init__(self, tmp_path: Path, bias: dict[str, dict[int, float]], *args: str) -> None:
-        model = random_model(tmp_path / "model.safetensors", "default", head_bias=bias)
-        self.engine = Engine(tmp_path, model, *args)
-        self.client = Client(self.engine.endpoint)
-        self.welcome = self.client.hello()
-        self.midi = Midi(self.engine.in_name, self.engine.out_name)
-        self.transport = Transport(self.engine.endpoint)
-        wait_for(lambda: "transport start" in self.engine.log(), 10, "the engine playing")
-
-    def close(self) -> None:
-        self.transport.close()
-        self.client.close()
-        self.engine.stop()  # first, so that nothing reaches the recorder while it closes
-        self.midi.close()
 
 
 @pytest.fixture
