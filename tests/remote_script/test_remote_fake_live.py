@@ -260,7 +260,9 @@ def test_driver_ticks_every_100_ms_in_real_time() -> None:
 
     live.surface = counter = Counter()
     live.run(0.35)  # ticks at 0, 0.1, 0.2 and 0.3 s
-    assert counter.ticks == 4
+    # The one at 0.3 s may slip past the end on a loaded machine; a driver ticking at
+    # another period (50 ms: 7; 200 ms: 2) fails.
+    assert counter.ticks in (3, 4)
 
 
 @pytest.mark.parametrize("name", sorted(VERSIONS))

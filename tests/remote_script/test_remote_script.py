@@ -428,7 +428,10 @@ def test_no_engine_ticks_are_fast_and_it_connects_when_the_engine_appears(
         start = time.perf_counter()
         live.tick(0.1)
         durations.append(time.perf_counter() - start)
-    assert statistics.median(durations) < 0.001
+    # A connect or lookup that blocked Live's thread would cost each tick its wait (tens of
+    # ms or more); the fake's own tick is ~0.1 ms, so 5 ms is far from both, and the
+    # median of 200 ticks does not move with a busy moment of the machine.
+    assert statistics.median(durations) < 0.005
     assert sum("not reachable" in line for line in live.c_instance.log) == 1
 
     engine = Engine(ctx, port)  # the engine starts

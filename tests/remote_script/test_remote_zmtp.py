@@ -369,7 +369,8 @@ def test_a_host_name_is_resolved_off_lives_thread(
         start = time.perf_counter()
         client.poll()
         durations.append(time.perf_counter() - start)
-    assert max(durations) < 0.05 and not client.connected
+    # A lookup on this thread would wait the 10 s the DNS server takes: 1 s is a tenth.
+    assert max(durations) < 1.0 and not client.connected
     answer.set()
     poll_until(client, lambda: client.connected, sock)
     client.close()
