@@ -12,12 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import rtmidi
 import zmq
+from lkjam.engine.scheduler import wait_until
 
 from lkjam.demo_live import sounding_pitches
 from lkjam.random_model import random_model
@@ -156,6 +157,32 @@ class Midi:
         for port in (self.out, self.rec):
             port.close_port()
             port.delete()
+
+
+class ClockSender:
+    """Plays a stream of timed messages, e.g. Live's MIDI clock, into a JACK port from its
+    own client and thread: each (perf_counter s, message) at its time, in order, with the
+    engine's own precise sleep and spin. The stream may be endless; `close` stops it."""
+
+    def __init__(self, port: str, stream: Iterable[tuple[float, Sequence[int]]]) -> None:
+        self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="lkjam-test-clock")
+        self.out.open_port(_jack_port(self.out, port))
+        self._stream = stream
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for t, message in self._stream:
+            if wait_until(t, self._stop):
+                return
+            self.out.send_message(list(message))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.out.close_port()
+        self.out.delete()
 
 
 class Engine:
