@@ -46,7 +46,9 @@ INBOX_SIZE = 256  # socket -> generator messages
 HISTORY = 64  # recent events, replayed into a hot-swapped model
 FORCE_ANSWER_BIAS = -30.0  # wait bias for the first note of an answer: it must come
 LATE_S = 0.1  # an AI note this late is fed but not sent
-IDLE_S = 0.05  # longest sleep without anything due
+IDLE_S = 0.05  # longest sleep without anything due, while the song plays
+# Stopped, nothing changes but by a message, and every message wakes the thread at once.
+STOPPED_IDLE_S = 1.0
 MIDI_PER_TICK = 256  # input messages handled per pass, so a flood cannot starve sending
 
 
@@ -223,7 +225,8 @@ class Generator:
                     deadline, spin = self.clock() + IDLE_S, False
                 if stop.is_set():
                     break
-                wait_until(min(deadline, self.clock() + IDLE_S), self.wake, spin=spin)
+                idle = IDLE_S if self.playing else STOPPED_IDLE_S
+                wait_until(min(deadline, self.clock() + idle), self.wake, spin=spin)
         finally:
             ended = self.scheduler.all_notes_off()
             log.info("generator stopped; released %d sounding note(s)", ended)
@@ -249,7 +252,7 @@ class Generator:
         if self.midi_queue:
             commit_at = now  # input left over: come straight back
         if send_at <= commit_at:
-            return send_at, True
+            return send_at, not self.scheduler.timed  # a timed port needs no precise wake
         return commit_at, False
 
     # ---- messages ------------------------------------------------------------------

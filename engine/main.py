@@ -31,7 +31,7 @@ from lkjam.engine.model_file import (
     load_model,
     resolve_style,
 )
-from lkjam.engine.ports import MidiInput, MidiOutput, PortError
+from lkjam.engine.ports import JackClient, MidiInput, MidiOutput, PortError, open_ports
 from lkjam.engine.server import POLL_MS, BindError, Server
 from lkjam.engine.trace import Trace
 
@@ -62,8 +62,8 @@ class Engine:
         self.meter = (4, 4)
         self.offline = OfflineModels()
         self.requests = 0
-        self.midi_in: MidiInput | None = None
-        self.midi_out: MidiOutput | None = None
+        self.midi_in: MidiInput | JackClient | None = None
+        self.midi_out: MidiOutput | JackClient | None = None
         self.server: Server | None = None
         self.worker: Worker | None = None
         self.thread: threading.Thread | None = None
@@ -86,8 +86,7 @@ class Engine:
                 on_message=self._on_message,
                 on_all_gone=lambda reason: self.generator.submit("release", reason),
             )
-            self.midi_out = MidiOutput(args.out_port, args.backend)
-            self.midi_in = MidiInput(args.in_port, args.backend)
+            self.midi_in, self.midi_out = open_ports(args.in_port, args.out_port, args.backend)
             self.generator = Generator(
                 self.model,
                 self.midi_out,

@@ -1,30 +1,24 @@
-"""MIDI ports through python-rtmidi; the backend is chosen here and nowhere else.
+"""MIDI ports; the backend is chosen here and nowhere else.
 
 - macOS: CoreMIDI virtual ports. Linux: ALSA sequencer virtual ports when /dev/snd/seq is
   usable, else JACK (a JACK server must run). Windows has no virtual ports: existing
   ports (loopMIDI) are opened by name.
 - Override with `--backend` or the LKJAM_MIDI_BACKEND environment variable.
-- Input lands in a bounded queue as (time, bytes) and wakes the consumer; overflow is
-  dropped and counted. On JACK, rtmidi would call a callback from JACK's real-time
-  process thread, which would then wait for Python's GIL (xruns, lost clock ticks, and
-  the wait in every timestamp). So JACK input is read by an ordinary thread polling
-  rtmidi's queue instead: each message carries the time since the previous one, taken
-  in the process thread, and arrival times are rebuilt from their sum. Elsewhere the
-  callback runs on a backend thread that is not real-time, and only timestamps.
-- JACK moves MIDI once per period: python-rtmidi writes an outgoing message at the start
-  of the next period, and an incoming one is seen in the period after it was sent. Each
-  hop is therefore 0..1 period late, half a period on average. Both ports say so in
-  `latency_s` (read from the server): input timestamps are taken back by it, and the
-  scheduler sends that much early, so that notes land on time on average. The other
-  backends deliver at once (0).
+- CoreMIDI, ALSA and WinMM go through python-rtmidi: its backend thread calls back,
+  timestamps and enqueues, and every message is sent the moment it is due.
+- JACK goes through lkjam's own client (`JackClient`, the `lkjam._jack` extension): one
+  JACK client for both ports, input stamped with its frame's time and read by a thread
+  that sleeps until the process thread wakes it, and output handed over a little early
+  with the time it is due, which the process thread writes at that exact frame.
+  python-rtmidi's JACK backend would write each message at the start of the next period
+  (0..1 period late) and read input with Python inside JACK's real-time thread.
+- Input lands in a bounded queue as (perf_counter s, bytes) and wakes the consumer;
+  overflow is dropped and counted.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
-import logging
 import math
 import os
 import sys
@@ -37,12 +31,18 @@ from typing import Any
 
 import rtmidi
 
-BACKENDS: dict[str, int] = {
+try:
+    from lkjam import _jack
+except ImportError:  # Windows builds no JACK client
+    _jack = None  # type: ignore[assignment]
+
+# The backends python-rtmidi drives, by its API numbers; JACK is lkjam's own (JackClient).
+RTMIDI_APIS: dict[str, int] = {
     "coremidi": rtmidi.API_MACOSX_CORE,
     "alsa": rtmidi.API_LINUX_ALSA,
-    "jack": rtmidi.API_UNIX_JACK,
     "winmm": rtmidi.API_WINDOWS_MM,
 }
+BACKENDS = ("coremidi", "alsa", "jack", "winmm")
 VIRTUAL = {"coremidi", "alsa", "jack"}  # backends that can create their own ports
 ENV_BACKEND = "LKJAM_MIDI_BACKEND"
 LOOPMIDI_HINT = (
@@ -51,27 +51,34 @@ LOOPMIDI_HINT = (
 )
 CLIENT_NAME = "lkjam"
 INPUT_QUEUE_SIZE = 4096  # ~40 ms of a 100k msg/s flood; a player produces < 1000/s
-JACK_NO_START_SERVER = 0x01
-POLL_S = 0.0005  # the JACK reader's poll period while messages flow
-# After IDLE_AFTER_S without any message (Live stopped, nobody playing) the reader wakes
-# less often, so that an idle engine sleeps: the first note after such a silence is seen
-# up to IDLE_POLL_S later, though its time stays exact. MIDI clock never lets it idle.
-IDLE_POLL_S = 0.01
-IDLE_AFTER_S = 1.0
-# How fast the reader lets its clock anchor rise (s per s): it follows a drift between
-# JACK's clock and ours, or time lost from the chain of deltas (a dropped message).
-ANCHOR_RISE = 0.001
-
-log = logging.getLogger("lkjam.engine")
+READ_WAIT_S = 0.05  # the JACK reader's longest sleep: how soon it sees a request to stop
+# A message goes to JACK's process thread this long before it is due: two periods (the one
+# running while it is handed over, and the one that writes it) plus room for a late wake-up
+# of the generator thread (up to 3 ms in 1 of 100 on a loaded 2-core machine). Once
+# handed over it sounds: it can no longer be cancelled.
+HANDOVER_PERIODS = 2
+HANDOVER_MARGIN_S = 0.004
+CLOSE_DRAIN_S = 0.25  # how long closing waits for handed-over messages (note-offs) to leave
 
 
 class PortError(RuntimeError):
     """A MIDI backend or port could not be used; the text says which and why."""
 
 
+def jack_error() -> str:
+    """Why lkjam's JACK client cannot be used here, or '' when it can."""
+    if _jack is None:
+        return "this build of lkjam has no JACK client (Windows)"
+    return str(_jack.library_error())
+
+
 def compiled_backends() -> list[str]:
+    """The backends usable here: python-rtmidi's compiled APIs, and JACK when libjack loads."""
     apis = set(rtmidi.get_compiled_api())
-    return [name for name, api in BACKENDS.items() if api in apis]
+    usable = {name for name, api in RTMIDI_APIS.items() if api in apis}
+    if not jack_error():
+        usable.add("jack")
+    return [name for name in BACKENDS if name in usable]
 
 
 def _alsa_seq_usable() -> bool:
@@ -86,7 +93,8 @@ def choose_backend(requested: str | None = None) -> str:
         if name not in BACKENDS:
             raise PortError(f"unknown MIDI backend {name!r}; choose from {', '.join(BACKENDS)}")
         if name not in available:
-            raise PortError(f"MIDI backend {name!r} is not compiled into python-rtmidi here")
+            why = jack_error() if name == "jack" else "it is not compiled into python-rtmidi"
+            raise PortError(f"MIDI backend {name!r} cannot be used here: {why}")
         return name
     if sys.platform == "darwin":
         return "coremidi"
@@ -97,35 +105,6 @@ def choose_backend(requested: str | None = None) -> str:
     if "jack" in available:
         return "jack"
     raise PortError("no usable MIDI backend: /dev/snd/seq is not accessible and JACK is missing")
-
-
-def jack_period_s() -> float:
-    """The running JACK server's period (buffer size / sample rate) in seconds, read by a
-    short-lived client of libjack (python-rtmidi does not expose its own); 0 if unknown."""
-    path = ctypes.util.find_library("jack")
-    if path is None:
-        return 0.0
-    jack = ctypes.CDLL(path)
-    jack.jack_client_open.restype = ctypes.c_void_p
-    jack.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
-    jack.jack_get_buffer_size.restype = ctypes.c_uint32
-    jack.jack_get_buffer_size.argtypes = [ctypes.c_void_p]
-    jack.jack_get_sample_rate.restype = ctypes.c_uint32
-    jack.jack_get_sample_rate.argtypes = [ctypes.c_void_p]
-    jack.jack_client_close.argtypes = [ctypes.c_void_p]
-    client = jack.jack_client_open(f"{CLIENT_NAME}-probe".encode(), JACK_NO_START_SERVER, None)
-    if not client:
-        return 0.0
-    try:
-        frames, rate = jack.jack_get_buffer_size(client), jack.jack_get_sample_rate(client)
-    finally:
-        jack.jack_client_close(client)
-    return frames / rate if rate else 0.0
-
-
-def port_latency_s(backend: str) -> float:
-    """The mean delay a backend adds to each MIDI hop: half a JACK period, else 0."""
-    return jack_period_s() / 2 if backend == "jack" else 0.0
 
 
 def _find(names: list[str], wanted: str) -> int:
@@ -195,41 +174,38 @@ class _Port:
 
 
 def _new(cls: Any, backend: str, client: str, **options: Any) -> Any:
+    if backend not in RTMIDI_APIS:
+        raise ValueError(f"{backend} ports are not python-rtmidi's: use open_ports()")
     try:
-        return cls(BACKENDS[backend], name=client, **options)
+        return cls(RTMIDI_APIS[backend], name=client, **options)
     except rtmidi.SystemError as exc:
-        hint = " (is a JACK server running?)" if backend == "jack" else ""
-        raise PortError(f"cannot start the {backend} MIDI client{hint}: {exc}") from None
+        raise PortError(f"cannot start the {backend} MIDI client: {exc}") from None
 
 
-class ArrivalClock:
-    """Arrival times, in our clock (perf_counter s), of messages read from rtmidi's queue.
+class _Receiver:
+    """A bounded queue of (perf_counter s, bytes) that wakes its consumer."""
 
-    Each message comes with the time since the one before, taken in JACK's process thread;
-    their running sum is the time since the first. The anchor (our clock when the first
-    arrived) is at most the time a message was seen minus that sum: the least such bound
-    over all messages, allowed to rise by ANCHOR_RISE so that it follows drift. So the
-    time a message waited in the queue never reaches its timestamp."""
+    def __init__(self, capacity: int, wake: threading.Event | None) -> None:
+        self.queue: deque[tuple[float, bytes]] = deque()
+        self.capacity = capacity
+        self.dropped = 0
+        self.wake = wake or threading.Event()
 
-    def __init__(self) -> None:
-        self.elapsed = 0.0  # JACK's clock: seconds from the first message to the newest
-        self.anchor = math.inf
-        self.last_seen = self._anchor_at = time.perf_counter()
-
-    def arrival(self, delta: float) -> float:
-        """The arrival time of a message just read with its delta time."""
-        self.last_seen = time.perf_counter()
-        self.elapsed += delta
-        risen = self.anchor + ANCHOR_RISE * (self.last_seen - self._anchor_at)
-        self.anchor = min(risen, self.last_seen - self.elapsed)
-        self._anchor_at = self.last_seen
-        return self.anchor + self.elapsed
+    def _put(self, t: float, message: Sequence[int] | bytes) -> bool:
+        if len(self.queue) >= self.capacity:
+            self.dropped += 1
+            return False
+        self.queue.append((t, bytes(message)))
+        self.wake.set()
+        return True
 
 
-class MidiInput(_Port):
-    """`lkjam in`: messages land in `queue` as (perf_counter seconds, bytes)."""
+class MidiInput(_Port, _Receiver):
+    """An rtmidi input: its backend thread calls back, and the callback only timestamps,
+    enqueues and wakes."""
 
     kind = "input"
+    timed = False
 
     def __init__(
         self,
@@ -240,60 +216,18 @@ class MidiInput(_Port):
         capacity: int = INPUT_QUEUE_SIZE,
         client: str = CLIENT_NAME,
     ) -> None:
-        super().__init__(name, backend)
-        self.latency_s = port_latency_s(self.backend)  # how late a message is seen
-        self.queue: deque[tuple[float, bytes]] = deque()
-        self.capacity = capacity
-        self.dropped = 0
-        self.wake = wake or threading.Event()
-        self._stop = threading.Event()
-        self._reader: threading.Thread | None = None
+        _Port.__init__(self, name, backend)
+        _Receiver.__init__(self, capacity, wake)
         midi = _new(rtmidi.MidiIn, self.backend, client, queue_size_limit=capacity)
-        if self.backend == "jack":
-            # Every message through rtmidi's queue, or the deltas would skip the ignored
-            # ones' time; sysex and active sensing are dropped here instead.
-            midi.ignore_types(sysex=False, timing=False, active_sense=False)
-            self._open(midi)
-            self._reader = threading.Thread(target=self._read, name="lkjam-midi-in", daemon=True)
-            self._reader.start()
-        else:
-            midi.ignore_types(sysex=True, timing=False, active_sense=True)  # keep MIDI clock
-            self._open(midi)
-            midi.set_callback(self._on_message)
+        midi.ignore_types(sysex=True, timing=False, active_sense=True)  # keep MIDI clock
+        self._open(midi)
+        midi.set_callback(self._on_message)
 
     def _on_message(self, event: tuple[list[int], float], data: object = None) -> None:
-        # rtmidi's thread: timestamp, enqueue, wake. Nothing else.
-        self._put(time.perf_counter() - self.latency_s, event[0])
-
-    def _put(self, t: float, message: list[int]) -> bool:
-        if len(self.queue) >= self.capacity:
-            self.dropped += 1
-            return False
-        self.queue.append((t, bytes(message)))
-        self.wake.set()
-        return True
-
-    def _read(self) -> None:
-        """The JACK reader: polls rtmidi's queue and rebuilds each message's arrival time."""
-        midi = self._midi
-        clock = ArrivalClock()
-        while not self._stop.is_set():
-            message = midi.get_message()
-            if message is None:
-                idle = time.perf_counter() - clock.last_seen > IDLE_AFTER_S
-                time.sleep(IDLE_POLL_S if idle else POLL_S)  # cheaper than an Event's wait
-                continue
-            data, delta = message
-            arrived = clock.arrival(delta)
-            if data and data[0] not in (0xF0, 0xFE):  # sysex, active sensing: not ours
-                self._put(arrived - self.latency_s, data)
+        self._put(time.perf_counter(), event[0])
 
     def close(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            self._stop.set()
-            reader.join()
-        elif self._midi is not None:
+        if self._midi is not None:
             self._midi.cancel_callback()
             # The backend's thread may be waiting for the GIL to call us right now; closing
             # the port waits for that thread, so let it finish first.
@@ -302,32 +236,161 @@ class MidiInput(_Port):
 
 
 class MidiOutput(_Port):
-    """`lkjam out`."""
+    """An rtmidi output: each message leaves when `send` is called (`at` is not used)."""
 
     kind = "output"
+    timed = False  # the scheduler sends each message at its time
+    lead_s = 0.0
 
     def __init__(
         self, name: str = "lkjam out", backend: str | None = None, *, client: str = CLIENT_NAME
     ) -> None:
         super().__init__(name, backend)
-        self.latency_s = port_latency_s(self.backend)  # the scheduler sends this much early
         self._open(_new(rtmidi.MidiOut, self.backend, client))
-        if self.latency_s:
-            log.info(
-                "MIDI output %r (%s): notes sent %.2f ms early, the port's mean latency",
-                name,
-                self.backend,
-                self.latency_s * 1000,
-            )
 
-    def send(self, message: Sequence[int]) -> None:
+    def send(self, message: Sequence[int], at: float | None = None) -> None:
         midi = self._midi
         if midi is not None:
             midi.send_message(message)
 
 
+class JackClient(_Receiver):
+    """lkjam's own JACK client (`lkjam._jack`) with an input port, an output port or both.
+
+    Times cross between JACK's clock and perf_counter by an offset measured when the client
+    opens (both clocks are monotonic; on Linux they are the same clock)."""
+
+    backend = "jack"
+    timed = True  # messages are handed over early, with the time they are due
+
+    def __init__(
+        self,
+        input: str = "",
+        output: str = "",
+        *,
+        client: str = CLIENT_NAME,
+        wake: threading.Event | None = None,
+        capacity: int = INPUT_QUEUE_SIZE,
+    ) -> None:
+        super().__init__(capacity, wake)
+        self.name = input or output
+        self.errors: deque[str] = deque(maxlen=16)  # read by the engine, as rtmidi's are
+        why = jack_error()
+        if why:
+            raise PortError(f"cannot use JACK: {why}")
+        try:
+            self._native: Any = _jack.JackMidi(client, input, output)
+        except RuntimeError as exc:
+            raise PortError(f"cannot start the JACK MIDI client {client!r}: {exc}") from None
+        self.input_name: str = self._native.input_name
+        self.output_name: str = self._native.output_name
+        self.period_s: float = self._native.period_s
+        self.lead_s = HANDOVER_PERIODS * self.period_s + HANDOVER_MARGIN_S if output else 0.0
+        self.offset_s = self._clock_offset()
+        self.dropped_out = 0  # output queue full
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+        if input:
+            self._reader = threading.Thread(target=self._read, name="lkjam-jack-in", daemon=True)
+            self._reader.start()
+
+    def _clock_offset(self) -> float:
+        """perf_counter minus JACK's clock, from the tightest of a few paired readings."""
+        best = (math.inf, 0.0)
+        for _ in range(16):
+            before = time.perf_counter()
+            jack = self._native.now()
+            after = time.perf_counter()
+            best = min(best, (after - before, (before + after) / 2 - jack))
+        return best[1]
+
+    def _read(self) -> None:
+        """The reader thread: sleeps in the extension until the process thread has input."""
+        reported = False
+        while not self._stop.is_set():
+            for t, data in self._native.read(READ_WAIT_S):
+                self._put(t + self.offset_s, data)
+            if self._native.server_gone and not reported:
+                reported = True
+                self.errors.append("the JACK server went away")
+
+    def now(self) -> float:
+        """JACK's clock now, in perf_counter seconds."""
+        return float(self._native.now()) + self.offset_s
+
+    def send(self, message: Sequence[int], at: float | None = None) -> None:
+        """Queue `message` to be written at `at` (perf_counter s), or at once."""
+        if not self.is_open:
+            return
+        due = 0.0 if at is None else at - self.offset_s
+        if not self._native.send(bytes(message), due):
+            self.dropped_out += 1
+            self.errors.append(f"output {self.output_name!r}: queue full, a message was lost")
+
+    def ports(self, sources: bool) -> list[str]:
+        """The server's MIDI ports that are sources (JACK outputs) or destinations."""
+        return list(self._native.ports(sources))
+
+    def connect(self, source: str, destination: str) -> None:
+        try:
+            self._native.connect(source, destination)
+        except RuntimeError as exc:
+            raise PortError(str(exc)) from None
+
+    @property
+    def xruns(self) -> int:
+        """The server's xruns since this client opened."""
+        return int(self._native.xruns) if self.is_open else 0
+
+    @property
+    def late_out(self) -> int:
+        """Messages handed over after the period they were due in (written late)."""
+        return int(self._native.late_out) if self.is_open else 0
+
+    @property
+    def is_open(self) -> bool:
+        return self._native is not None
+
+    def close(self) -> None:
+        """Stop reading, let handed-over messages (note-offs) leave, close; idempotent."""
+        if self._native is None:
+            return
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.join()
+        deadline = time.perf_counter() + CLOSE_DRAIN_S
+        while self._native.pending and time.perf_counter() < deadline:
+            time.sleep(self.period_s or 0.001)
+        self._native.close()
+        self._native = None
+
+    def __enter__(self) -> JackClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_ports(
+    input: str, output: str, backend: str | None = None
+) -> tuple[MidiInput | JackClient, MidiOutput | JackClient]:
+    """The engine's two ports: on JACK one client holds both."""
+    if choose_backend(backend) == "jack":
+        client = JackClient(input, output)
+        return client, client
+    midi_out = MidiOutput(output, backend)
+    try:
+        return MidiInput(input, backend), midi_out
+    except BaseException:
+        midi_out.close()
+        raise
+
+
 def list_ports(backend: str) -> tuple[list[str], list[str]]:
-    """(inputs, outputs) seen by `backend`."""
+    """(inputs, outputs) seen by `backend`: ports lkjam could read from, and write to."""
+    if backend == "jack":
+        with JackClient(client=f"{CLIENT_NAME}-ports") as client:
+            return client.ports(True), client.ports(False)
     midi_in = _new(rtmidi.MidiIn, backend, f"{CLIENT_NAME}-ports")
     midi_out = _new(rtmidi.MidiOut, backend, f"{CLIENT_NAME}-ports")
     try:

@@ -1,11 +1,14 @@
-"""Sends AI notes at their due wall time and remembers every note that sounds.
+"""Hands AI notes to the output port in time and remembers every note that sounds.
 
 Owned by the generator thread (no locks). Due times are `time.perf_counter()` seconds.
-Waiting is a precise sleep on the wake event (so new input interrupts it) followed by a
-short spin that yields the GIL, for sub-millisecond send times.
 
-A port that delivers late on average (JACK: half a period, `lkjam.engine.ports`) says so
-in its `latency_s`; every message is sent that much before its time.
+- A timed port (JACK, `lkjam.engine.ports.JackClient`) takes each message `lead_s` early
+  with the time it is due and writes it at that frame itself: waiting for a hand-over
+  can be an ordinary sleep.
+- Any other port sends a message the moment it gets it, so waiting is a precise sleep on
+  the wake event (new input interrupts it) followed by a short spin that yields the GIL.
+
+Every message is due `offset_s` early: the musician's output offset.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ MAX_PENDING = 1024  # scheduled sends; the generator never has more than a few
 
 
 class Output(Protocol):
-    def send(self, message: Sequence[int]) -> None: ...
+    def send(self, message: Sequence[int], at: float | None = None) -> None: ...
 
 
 def wait_until(deadline: float, wake: threading.Event, *, spin: bool = True) -> bool:
@@ -51,13 +54,14 @@ class Scheduler:
             raise ValueError(f"channel must be in 1..16, got {channel}")
         self.output = output
         self.trace = trace or Trace()
-        self.port_lead_s: float = getattr(output, "latency_s", 0.0)  # outputs without it: 0
+        self.timed: bool = getattr(output, "timed", False)  # takes `at` and keeps it
+        self.port_lead_s: float = getattr(output, "lead_s", 0.0)  # how early it takes one
         self.offset_s = 0.0  # the musician's output offset (controls.output_offset_ms)
         self.status_on = NOTE_ON | (channel - 1)
         self.status_off = NOTE_OFF | (channel - 1)
         self.status_cc = CONTROL | (channel - 1)
-        # heap of (due s, seq, is_on, pitch, velocity, token)
-        self._pending: list[tuple[float, int, bool, int, int, int]] = []
+        # heap of (hand-over s, seq, is_on, pitch, velocity, token, due s)
+        self._pending: list[tuple[float, int, bool, int, int, int, float]] = []
         self._seq = 0
         self.sounding: dict[int, int] = {}  # pitch -> token of the note now sounding
         self.dropped = 0  # notes refused by a full queue; reported in `status`
@@ -69,14 +73,19 @@ class Scheduler:
             return False
         self._seq += 1
         token = self._seq
-        t_on, t_off = t_on - self.lead_s, max(t_off, t_on) - self.lead_s
-        heapq.heappush(self._pending, (t_on, 2 * token, True, pitch, velocity, token))
-        heapq.heappush(self._pending, (t_off, 2 * token + 1, False, pitch, 0, token))
+        due_on, due_off = t_on - self.offset_s, max(t_off, t_on) - self.offset_s
+        lead = self.port_lead_s
+        heapq.heappush(
+            self._pending, (due_on - lead, 2 * token, True, pitch, velocity, token, due_on)
+        )
+        heapq.heappush(
+            self._pending, (due_off - lead, 2 * token + 1, False, pitch, 0, token, due_off)
+        )
         return True
 
     @property
     def lead_s(self) -> float:
-        """How long before its time each message is sent."""
+        """How long before its time each message is handed to the port."""
         return self.port_lead_s + self.offset_s
 
     @property
@@ -84,17 +93,18 @@ class Scheduler:
         return self._pending[0][0] if self._pending else float("inf")
 
     def run_due(self, now: float) -> int:
-        """Send everything due by `now`; returns how many messages went out."""
+        """Hand over everything whose time has come by `now`; returns how many messages."""
         sent = 0
         while self._pending and self._pending[0][0] <= now:
-            due, _, is_on, pitch, velocity, token = heapq.heappop(self._pending)
+            _, _, is_on, pitch, velocity, token, due = heapq.heappop(self._pending)
+            at = due if self.timed else None
             if is_on:
                 if pitch in self.sounding:  # same pitch again: end the old one first
-                    self._send_off(pitch)
-                self.output.send((self.status_on, pitch, velocity))
+                    self._send_off(pitch, at)
+                self.output.send((self.status_on, pitch, velocity), at)
                 self.sounding[pitch] = token
             elif self.sounding.get(pitch) == token:
-                self._send_off(pitch)
+                self._send_off(pitch, at)
                 del self.sounding[pitch]
             else:
                 continue  # its note was retriggered or released already
@@ -102,11 +112,12 @@ class Scheduler:
             sent += 1
         return sent
 
-    def _send_off(self, pitch: int) -> None:
-        self.output.send((self.status_off, pitch, 0))
+    def _send_off(self, pitch: int, at: float | None = None) -> None:
+        self.output.send((self.status_off, pitch, 0), at)
 
     def release_all(self) -> int:
-        """Cancel everything pending and end every sounding note; returns notes ended."""
+        """Cancel everything pending and end every sounding note; returns notes ended. A
+        timed port ends a note it was handed but has not played yet right after it."""
         self._pending.clear()
         self.trace.emit("release", pitches=sorted(self.sounding))
         ended = len(self.sounding)

@@ -25,7 +25,7 @@ class ListOutput:
         self.rig = clock
         self.sent: list[tuple[float, tuple[int, ...]]] = []
 
-    def send(self, message: Sequence[int]) -> None:
+    def send(self, message: Sequence[int], at: float | None = None) -> None:
         self.sent.append((self.rig.now, tuple(message)))
 
 

@@ -14,22 +14,24 @@ default topology keeps the step's cost real):
    is recorder time minus grid time (absolute p50/p99, and the signed mean: positive is
    late); drift is the mean signed error over the last tenth of the run minus that over
    the first tenth. `--drop-ticks N` leaves N clock ticks a minute out at random, as a
-   JACK xrun loses them. `send_late_ms` is the engine's own part: how long after its due
-   time each AI note-on left the engine (from its trace); the rest is JACK's.
+   JACK xrun loses them. `handover_ms_p01` is the engine's own margin: how long before
+   its due time each AI note-on was handed to JACK's process thread (1st percentile,
+   from the trace); more than one period means it was written at its exact frame.
 3. CPU: the engine's own (process time over wall time, % of one core) while playing the
-   timing run (`cpu_pct`) and, before it, for 5 s with a client connected and Live
+   timing run (`cpu_pct`) and, before it, for 10 s with a client connected and Live
    stopped (`cpu_pct_idle`).
 
-The recorder reads its port the way the engine does (`lkjam.engine.ports.ArrivalClock`):
-arrival times come from JACK's process thread, so the bench's own GIL waits are not in
-the figures.
+The bench's players and recorder are JACK clients of the engine's own kind
+(`lkjam.engine.ports.JackClient`): the clock is sent frame-exact and handed over early, as
+Live sends a timestamped MIDI clock, and the recorder reads each note's frame time, so
+neither the bench's GIL waits nor JACK's period enter the figures unless the engine's notes
+are really off.
 
 RSS is the engine's own memory (anonymous + file pages); JACK's shared memory, which
 every JACK client maps from the server, is reported apart (jack_shm_mb).
 
-Both figures include JACK's own quantization: python-rtmidi's JACK output writes each
-message at the start of the next period, and input is seen once per period, so each
-hop adds 0..1 period. The last line is key=value.
+Latency includes JACK's own quantization: a message sent at once is written at the start
+of the next period, so each of the two hops adds 0..1 period. The last line is key=value.
 """
 
 from __future__ import annotations
@@ -49,23 +51,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rtmidi
 import zmq
 
 from lkjam import _step
-from lkjam.engine.ports import ArrivalClock
+from lkjam.engine.ports import JackClient
 from lkjam.engine.scheduler import wait_until
 from lkjam.engine.trace import read_trace
 from lkjam.jackd import JackServer
 from lkjam.random_model import random_model
+from lkjam.remote_script.LKJam.song import HEARTBEAT_SECONDS
 
 PERIOD = 64
 RATE = 48000
 TEMPI = (120.0, 100.0, 140.0, 90.0, 128.0)  # timing phase: a change every CHANGE_S
 CHANGE_S = 20.0
 STEADY_S = 60 / min(TEMPI)  # a beat at the slowest tempo
-IDLE_S = 5.0  # the idle phase: a client connected, Live stopped
+IDLE_S = 10.0  # the idle phase: a client connected, Live stopped
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+UNANSWERED_S = 0.1  # a note answered this late was not answered: the next note was
+# The clock sender hands each tick over this early, with its time, as Live schedules its
+# MIDI clock ahead by its output latency.
+CLOCK_AHEAD_S = 0.02
 
 
 # ---- the rig -------------------------------------------------------------------------
@@ -97,13 +103,13 @@ class TempoMap:
         return t_k + (beat - b_k) / bps
 
 
-def _port(midi: Any, suffix: str) -> int:
+def _port(client: JackClient, suffix: str, sources: bool) -> str:
+    """The full name of the JACK port ending in `suffix`, once it appears."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        names = midi.get_ports()
-        for i, name in enumerate(names):
+        for name in client.ports(sources):
             if name.endswith(":" + suffix):
-                return i
+                return name
         time.sleep(0.05)
     raise RuntimeError(f"JACK port {suffix!r} did not appear")
 
@@ -130,30 +136,18 @@ class EngineRun:
             raise RuntimeError(f"the engine did not answer; see {self.log_path}")
         self.socket.recv()
         self.start_s: float = time.perf_counter() - started
-        self.clock: Any = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-clock")
-        self.clock.open_port(_port(self.clock, self.in_name))
-        self.notes: Any = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-notes")
-        self.notes.open_port(_port(self.notes, self.in_name))
-        self.recorder: Any = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-recorder")
-        self.recorder.ignore_types(sysex=False, timing=False, active_sense=False)  # all deltas
-        self.recorder.open_port(_port(self.recorder, self.out_name))
-        self.received: list[tuple[float, list[int]]] = []
-        self._recording: threading.Event = threading.Event()
-        self._recording.set()
-        self._record_thread: threading.Thread = threading.Thread(target=self._record, daemon=True)
-        self._record_thread.start()
+        self.clock: JackClient = JackClient(output="clock", client="bench-clock")
+        self.notes: JackClient = JackClient(output="notes", client="bench-notes")
+        self.recorder: JackClient = JackClient(
+            input="recorder", client="bench-recorder", capacity=1_000_000
+        )
+        engine_in = _port(self.clock, self.in_name, sources=False)
+        self.clock.connect(self.clock.output_name, engine_in)
+        self.notes.connect(self.notes.output_name, engine_in)
+        self.recorder.connect(
+            _port(self.recorder, self.out_name, sources=True), "bench-recorder:recorder"
+        )
         self.sender: ClockSender | None = None
-
-    def _record(self) -> None:
-        # As the engine reads its input: arrival times from JACK's process thread, so that
-        # neither the GIL nor this poll's period enters the figures.
-        clock = ArrivalClock()
-        while self._recording.is_set():
-            message = self.recorder.get_message()
-            if message is None:
-                time.sleep(0.0005)
-            else:
-                self.received.append((clock.arrival(message[1]), message[0]))
 
     def start_clock(
         self, tempi: Sequence[float], change_s: float, drops_per_minute: float = 0.0
@@ -193,7 +187,7 @@ class EngineRun:
         raise RuntimeError(f"the engine sent no status; see {self.log_path}")
 
     def note_ons(self) -> list[float]:
-        return [t for t, m in list(self.received) if m[0] & 0xF0 == 0x90 and m[2] > 0]
+        return [t for t, m in list(self.recorder.queue) if m[0] & 0xF0 == 0x90 and m[2] > 0]
 
     def cpu_s(self) -> float:
         """CPU seconds the engine process has used (user + system, all threads)."""
@@ -211,20 +205,18 @@ class EngineRun:
         # The engine goes first, so that nothing reaches the recorder while it closes.
         self.process.terminate()
         self.process.wait(timeout=10)
-        self._recording.clear()
-        self._record_thread.join()
         for port in (self.clock, self.notes, self.recorder):
-            port.close_port()
-            port.delete()
+            port.close()
         self.socket.close(linger=0)
         self._log.close()
 
 
 class ClockSender(threading.Thread):
-    """MIDI Start, then 24 ticks per beat at the tempo map's times (precise sleep + spin).
-    With `drops_per_minute`, ticks are left out at random, as a JACK xrun loses them."""
+    """MIDI Start, then 24 ticks per beat at the tempo map's times, each handed over
+    CLOCK_AHEAD_S early and written at its frame. With `drops_per_minute`, ticks are left
+    out at random, as a JACK xrun loses them."""
 
-    def __init__(self, port: Any, tempo: TempoMap, drops_per_minute: float = 0.0) -> None:
+    def __init__(self, port: JackClient, tempo: TempoMap, drops_per_minute: float = 0.0) -> None:
         super().__init__(daemon=True)
         self.port, self.tempo = port, tempo
         self.stop = threading.Event()
@@ -234,16 +226,17 @@ class ClockSender(threading.Thread):
     def run(self) -> None:
         never = threading.Event()
         rng = np.random.default_rng(1)
-        wait_until(self.tempo.t0 - 0.002, never)
-        self.port.send_message([0xFA])
+        wait_until(self.tempo.t0 - CLOCK_AHEAD_S, never, spin=False)
+        self.port.send([0xFA], at=self.tempo.t0 - 0.002)
         tick = 0
         while not self.stop.is_set():
-            wait_until(self.tempo.time(tick / 24), never)
+            due = self.tempo.time(tick / 24)
+            wait_until(due - CLOCK_AHEAD_S, never, spin=False)
             # Never the first beat's ticks: the engine needs them to learn the tempo.
             if tick > 24 and rng.random() < self.drop_p:
                 self.dropped += 1
             else:
-                self.port.send_message([0xF8])
+                self.port.send([0xF8], at=due)
             tick += 1
 
 
@@ -264,9 +257,9 @@ def measure_latency(workdir: Path, notes: int) -> tuple[np.ndarray, float, tuple
             time.sleep(rng.uniform(0.25, 0.35))
             run.transport(tempo)
             t = time.perf_counter()
-            run.notes.send_message([0x90, 48 + k % 24, 100])
+            run.notes.send([0x90, 48 + k % 24, 100])
             sent.append(t)
-            run.notes.send_message([0x80, 48 + k % 24, 0])
+            run.notes.send([0x80, 48 + k % 24, 0])
         time.sleep(0.2)
         run.stop_clock()
         ons = np.array(run.note_ons())
@@ -291,15 +284,17 @@ class TimingRun:
     cpu_pct_idle: float  # client connected, transport stopped
     ticks_dropped: int  # by the bench's clock sender
     ticks_lost: int  # as the engine inferred them (status.clock_ticks_lost)
+    xruns: int  # the JACK server's, while the engine ran
     corrections: int  # MIDI clock count corrected from Live's position (trace)
-    send_late: np.ndarray  # s each AI note-on left the engine after its due time (trace)
+    handover: np.ndarray  # s each AI note-on was handed to JACK before it was due (trace)
 
 
 def idle_cpu_pct(run: EngineRun) -> float:
-    """The engine's CPU over IDLE_S with a client sending Live's stopped heartbeat."""
+    """The engine's CPU over IDLE_S with a client sending Live's stopped heartbeat (the
+    script's keep-alive: one snapshot a second)."""
     cpu0, wall0 = run.cpu_s(), time.perf_counter()
     while time.perf_counter() - wall0 < IDLE_S:
-        time.sleep(0.1)
+        time.sleep(HEARTBEAT_SECONDS)
         t = time.perf_counter()
         run.send("transport", tempo=120.0, beat=0.0, playing=False, sig=[4, 4], t=t)
     return 100 * (run.cpu_s() - cpu0) / (time.perf_counter() - wall0)
@@ -337,6 +332,7 @@ def measure_timing(workdir: Path, seconds: float, drops_per_minute: float) -> Ti
         dropped = run.sender.dropped if run.sender is not None else 0
         run.stop_clock()
         lost = run.status()["clock_ticks_lost"]
+        xruns = run.recorder.xruns
         rss = run.rss_mb()
         ons = np.array(run.note_ons())
         beats = np.array([tempo.beat(t) for t in ons])
@@ -346,10 +342,8 @@ def measure_timing(workdir: Path, seconds: float, drops_per_minute: float) -> Ti
         run.close()
     trace = read_trace(run.trace_path)
     corrections = sum(e["kind"] == "clock_correction" for e in trace)
-    # The engine's own part of the error: when each note-on left, against when it was due.
-    send_late = np.array(
-        [e["t"] - e["due"] for e in trace if e["kind"] == "sent" and e["velocity"]]
-    )
+    # The engine's own margin: how early each note-on reached JACK's process thread.
+    handover = np.array([e["due"] - e["t"] for e in trace if e["kind"] == "sent" and e["velocity"]])
     return TimingRun(
         ons - ons[0],
         errors,
@@ -360,8 +354,9 @@ def measure_timing(workdir: Path, seconds: float, drops_per_minute: float) -> Ti
         cpu_idle,
         dropped,
         lost,
+        xruns,
         corrections,
-        send_late,
+        handover,
     )
 
 
@@ -380,7 +375,11 @@ def main(argv: Sequence[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp, JackServer(f"lkjam-bench-{id(args)}", PERIOD, RATE):
         workdir = Path(tmp)
         latency, start_a, rss_a = measure_latency(workdir, args.notes)
-        print(f"latency: {len(latency)} of {args.notes} notes answered")
+        unanswered = int(np.sum(latency > UNANSWERED_S))
+        print(
+            f"latency: {len(latency)} of {args.notes} notes answered, {unanswered} of them only "
+            f"after {UNANSWERED_S * 1000:.0f} ms (the note lost on the way, at an xrun)"
+        )
         timing = measure_timing(workdir, args.minutes * 60, args.drop_ticks)
     err = timing.errors
     abs_ms = np.abs(err) * 1000
@@ -397,6 +396,7 @@ def main(argv: Sequence[str]) -> int:
     figures = {
         "latency_ms_p50": np.percentile(latency, 50) * 1000,
         "latency_ms_p99": np.percentile(latency, 99) * 1000,
+        "latency_ms_p99_answered": np.percentile(latency[latency <= UNANSWERED_S], 99) * 1000,
         "timing_err_ms_p50": np.percentile(abs_ms, 50),
         "timing_err_ms_p99": np.percentile(abs_ms, 99),
         # Notes a beat or more (at the slowest tempo) after a tempo change: what MIDI clock
@@ -404,12 +404,12 @@ def main(argv: Sequence[str]) -> int:
         "timing_err_ms_p99_steady": np.percentile(abs_ms[timing.since_change >= STEADY_S], 99),
         "timing_err_ms_mean": err.mean() * 1000,
         "drift_ms": drift_ms,
-        "send_late_ms_p50": np.percentile(timing.send_late, 50) * 1000,
-        "send_late_ms_p99": np.percentile(timing.send_late, 99) * 1000,
+        "handover_ms_p01": np.percentile(timing.handover, 1) * 1000,
         "cpu_pct": timing.cpu_pct,
         "cpu_pct_idle": timing.cpu_pct_idle,
         "clock_ticks_dropped": timing.ticks_dropped,
         "clock_ticks_lost": timing.ticks_lost,
+        "xruns_per_min": timing.xruns / (timing.times[-1] / 60 + IDLE_S / 60),
         "start_s": max(start_a, timing.start_s),
         "rss_mb": max(rss_a[0], timing.rss[0]),
         "jack_shm_mb": max(rss_a[1], timing.rss[1]),

@@ -27,7 +27,7 @@ import rtmidi
 from lkjam.engine.events import ROLE_INDEX
 from lkjam.engine.keys import parse_key
 from lkjam.engine.midi_file import read_midi
-from lkjam.engine.ports import BACKENDS
+from lkjam.engine.ports import RTMIDI_APIS
 from lkjam.engine.sync import MIDI_CLOCK, MIDI_START, MIDI_STOP, TICKS_PER_BEAT
 from lkjam.remote_script.fake_live.driver import FakeLive
 
@@ -116,7 +116,8 @@ def open_port(kind: str, backend: str, client: str, wanted: str, timeout: float 
     Port names differ per backend ("client:port", "client:port 128:0", "port"), so the
     first name containing `wanted` is taken; we wait for it to appear."""
     cls = rtmidi.MidiOut if kind == "out" else rtmidi.MidiIn
-    midi = cls(BACKENDS[backend], name=client)
+    # The demo's player and recorder stand for other apps: on JACK, rtmidi's own client.
+    midi = cls(rtmidi.API_UNIX_JACK if backend == "jack" else RTMIDI_APIS[backend], name=client)
     deadline = time.monotonic() + timeout
     while True:
         names = midi.get_ports()

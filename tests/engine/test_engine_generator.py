@@ -177,7 +177,7 @@ def test_scheduler_retriggers_a_pitch_without_cutting_the_new_note() -> None:
     sent: list[tuple[int, ...]] = []
 
     class Out:
-        def send(self, message: Sequence[int]) -> None:
+        def send(self, message: Sequence[int], at: float | None = None) -> None:
             sent.append(tuple(message))
 
     s = Scheduler(Out(), channel=2)

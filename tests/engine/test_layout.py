@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME_IMPORTS = ("lkjam.engine", "lkjam._step")  # all that engine/ may import from lkjam
+# all that engine/ may import from lkjam
+RUNTIME_IMPORTS = ("lkjam.engine", "lkjam._step", "lkjam._jack")
 HEAVY = ("torch", "matplotlib", "music21", "tqdm")
 
 
