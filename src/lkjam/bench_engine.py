@@ -6,8 +6,8 @@ make the timing checkable (a trained model's choices are not the point here; the
 default topology keeps the step's cost real):
 
 1. latency: the model always plans "now" (shift 0). A player sends notes into
-   `lkjam in`; latency is note-in (just before the player's send) to the first AI
-   note-on seen by a recorder on `lkjam out`.
+   `lkjam in` as a keyboard does, at once; latency is note-in (just before the player's
+   send) to the first AI note-on's frame on `lkjam out`.
 2. timing: the model always plans half a beat after the last event. The bench sends
    MIDI clock (24 ppqn) with a tempo change every 20 s; one clip note starts the AI,
    whose notes must then land on the half-beat grid of the true tempo map. Timing error
@@ -30,8 +30,10 @@ are really off.
 RSS is the engine's own memory (anonymous + file pages); JACK's shared memory, which
 every JACK client maps from the server, is reported apart (jack_shm_mb).
 
-Latency includes JACK's own quantization: a message sent at once is written at the start
-of the next period, so each of the two hops adds 0..1 period. The last line is key=value.
+Latency includes JACK's own period: the engine hears a note once the period holding it is
+processed, and its answer can go out in the next period at the soonest. The JACK server
+runs with real-time priority where the system allows it (as jackd does by default); the
+bench says which. The last line is key=value.
 """
 
 from __future__ import annotations
@@ -136,17 +138,19 @@ class EngineRun:
             raise RuntimeError(f"the engine did not answer; see {self.log_path}")
         self.socket.recv()
         self.start_s: float = time.perf_counter() - started
+        # The recorder is a client of its own: one that both fed the engine and heard it
+        # would make a loop in JACK's graph, which JACK breaks with a period's delay. The
+        # clock and the notes each hand over in time order, so each has its own client.
         self.clock: JackClient = JackClient(output="clock", client="bench-clock")
-        self.notes: JackClient = JackClient(output="notes", client="bench-notes")
+        self.player: JackClient = JackClient(output="notes", client="bench-player")
         self.recorder: JackClient = JackClient(
             input="recorder", client="bench-recorder", capacity=1_000_000
         )
         engine_in = _port(self.clock, self.in_name, sources=False)
         self.clock.connect(self.clock.output_name, engine_in)
-        self.notes.connect(self.notes.output_name, engine_in)
-        self.recorder.connect(
-            _port(self.recorder, self.out_name, sources=True), "bench-recorder:recorder"
-        )
+        self.player.connect(self.player.output_name, engine_in)
+        engine_out = _port(self.recorder, self.out_name, sources=True)
+        self.recorder.connect(engine_out, self.recorder.input_name)
         self.sender: ClockSender | None = None
 
     def start_clock(
@@ -205,7 +209,7 @@ class EngineRun:
         # The engine goes first, so that nothing reaches the recorder while it closes.
         self.process.terminate()
         self.process.wait(timeout=10)
-        for port in (self.clock, self.notes, self.recorder):
+        for port in (self.clock, self.player, self.recorder):
             port.close()
         self.socket.close(linger=0)
         self._log.close()
@@ -256,10 +260,11 @@ def measure_latency(workdir: Path, notes: int) -> tuple[np.ndarray, float, tuple
         for k in range(notes):
             time.sleep(rng.uniform(0.25, 0.35))
             run.transport(tempo)
+            # Live keys, sent at once: a player's note cannot be handed over ahead.
             t = time.perf_counter()
-            run.notes.send([0x90, 48 + k % 24, 100])
+            run.player.send([0x90, 48 + k % 24, 100])
             sent.append(t)
-            run.notes.send([0x80, 48 + k % 24, 0])
+            run.player.send([0x80, 48 + k % 24, 0])
         time.sleep(0.2)
         run.stop_clock()
         ons = np.array(run.note_ons())
@@ -372,7 +377,8 @@ def main(argv: Sequence[str]) -> int:
         help="MIDI clock ticks the sender leaves out per minute, at random (as xruns lose them)",
     )
     args = parser.parse_args(list(argv))
-    with tempfile.TemporaryDirectory() as tmp, JackServer(f"lkjam-bench-{id(args)}", PERIOD, RATE):
+    server = JackServer(f"lkjam-bench-{id(args)}", PERIOD, RATE, realtime=True)
+    with tempfile.TemporaryDirectory() as tmp, server:
         workdir = Path(tmp)
         latency, start_a, rss_a = measure_latency(workdir, args.notes)
         unanswered = int(np.sum(latency > UNANSWERED_S))
@@ -392,7 +398,10 @@ def main(argv: Sequence[str]) -> int:
         f"inferred lost by the engine; count corrected from Live's position "
         f"{timing.corrections} time(s)"
     )
-    print(f"JACK period {PERIOD} frames at {RATE} Hz = {PERIOD / RATE * 1000:.2f} ms")
+    print(
+        f"JACK period {PERIOD} frames at {RATE} Hz = {PERIOD / RATE * 1000:.2f} ms, "
+        f"{'real-time' if server.realtime else 'no real-time'} priority"
+    )
     figures = {
         "latency_ms_p50": np.percentile(latency, 50) * 1000,
         "latency_ms_p99": np.percentile(latency, 99) * 1000,

@@ -278,14 +278,17 @@ def start_jack(stack: contextlib.ExitStack, backend: str) -> tuple[str, list[str
         return "", []
     jack = f"lkjam-demo-{os.getpid()}"
     try:
-        server = stack.enter_context(JackServer(jack))  # sets JACK_DEFAULT_SERVER
+        # Real-time priority where the system grants it, as jackd runs by default.
+        server = stack.enter_context(JackServer(jack, realtime=True))  # sets JACK_DEFAULT_SERVER
     except JackUnavailable as exc:
         raise DemoError(f"{exc}. To run the demo, {INSTALL_HINT['linux']}.") from None
     period_ms = 1000 * server.period / server.rate
     note = (
         f"JACK moves MIDI once per period ({server.period} frames at {server.rate} Hz "
-        f"= {period_ms:.2f} ms here), so latency and timing error include up to two "
-        "periods of transport between the ports."
+        f"= {period_ms:.2f} ms here). The player, the recorder and the engine place and "
+        "read each message at its frame, so timing error is the engine's own; latency "
+        "includes the period in which the engine hears a note and the next, in which its "
+        "answer can go out at the soonest."
     )
     return jack, [note]
 

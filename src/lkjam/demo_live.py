@@ -27,7 +27,7 @@ import rtmidi
 from lkjam.engine.events import ROLE_INDEX
 from lkjam.engine.keys import parse_key
 from lkjam.engine.midi_file import read_midi
-from lkjam.engine.ports import RTMIDI_APIS
+from lkjam.engine.ports import RTMIDI_APIS, JackClient
 from lkjam.engine.sync import MIDI_CLOCK, MIDI_START, MIDI_STOP, TICKS_PER_BEAT
 from lkjam.remote_script.fake_live.driver import FakeLive
 
@@ -131,6 +131,27 @@ def open_port(kind: str, backend: str, client: str, wanted: str, timeout: float 
         time.sleep(0.05)
 
 
+def open_jack(client: str, wanted: str, output: bool, timeout: float = 10.0) -> JackClient:
+    """A JACK client of the engine's own kind (frame-exact) connected to the engine's port
+    `wanted`: as Live does on macOS, which timestamps what it sends."""
+    port = JackClient(
+        client=client, capacity=1_000_000, **{"output" if output else "input": "port"}
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [name for name in port.ports(sources=not output) if name.endswith(":" + wanted)]
+        if found:
+            if output:
+                port.connect(port.output_name, found[0])
+            else:
+                port.connect(found[0], port.input_name)
+            return port
+        if time.monotonic() > deadline:
+            port.close()
+            raise RuntimeError(f"JACK port {wanted!r} did not appear")
+        time.sleep(0.05)
+
+
 def sounding_pitches(messages: Iterable[Sequence[int]]) -> set[int]:
     """Pitches left sounding after a run of raw MIDI messages (note-on velocity 0 = off)."""
     notes: set[int] = set()
@@ -143,27 +164,39 @@ def sounding_pitches(messages: Iterable[Sequence[int]]) -> set[int]:
 
 
 class Recorder:
-    """Everything arriving from the engine's `lkjam out`, timestamped on arrival."""
+    """Everything arriving from the engine's `lkjam out`, timestamped on arrival (on JACK,
+    with its frame's time)."""
 
     def __init__(self, backend: str, port: str) -> None:
-        self.received: list[Message] = []
+        self._received: list[Message] = []
+        self._jack: JackClient | None = None
+        self._midi: Any = None
+        if backend == "jack":
+            self._jack = open_jack("lkjam-demo-recorder", port, output=False)
+            return
         self._midi = open_port("in", backend, "lkjam-demo-recorder", port)
         self._midi.ignore_types(sysex=True, timing=True, active_sense=True)
         self._midi.set_callback(self._on_message)
 
+    @property
+    def received(self) -> list[Message]:
+        return list(self._jack.queue) if self._jack is not None else self._received
+
     def _on_message(self, event: tuple[list[int], float], data: object = None) -> None:
-        self.received.append((time.perf_counter(), bytes(event[0])))  # rtmidi's thread
+        self._received.append((time.perf_counter(), bytes(event[0])))  # rtmidi's thread
 
     def note_ons(self) -> int:
-        return sum(1 for _, m in list(self.received) if m[0] & 0xF0 == 0x90 and m[2] > 0)
+        return sum(1 for _, m in self.received if m[0] & 0xF0 == 0x90 and m[2] > 0)
 
     def sounding(self) -> set[int]:
-        return sounding_pitches(m for _, m in list(self.received))
+        return sounding_pitches(m for _, m in self.received)
 
     def close(self) -> None:
         """Stop listening, then close. Close the recorder before any other JACK client of
         this process: rtmidi calls `_on_message` from JACK's process thread, which may be
         waiting for the GIL, and closing a client waits for that thread."""
+        if self._jack is not None:
+            self._jack.close()
         if self._midi is not None:
             self._midi.cancel_callback()
             time.sleep(0.01)  # let a callback waiting for the GIL finish
@@ -211,23 +244,45 @@ def clock_part(timeline: Timeline, stop_beat: float) -> list[Message]:
 
 
 class Player:
-    """Sends timed messages into `lkjam in` from its own thread (one rtmidi port, one
-    sender) and keeps what it sent with the time it sent it."""
+    """Plays timed messages into `lkjam in` and keeps what it sent with the time it sent it.
 
-    SPIN_S = 0.001  # the last stretch before a send is spun, for sub-ms send times
+    A player's keys are live: each note is sent when it is played (the last stretch spun,
+    for sub-ms send times). Live's MIDI clock is scheduled: on JACK it is handed over
+    CLOCK_AHEAD_S early with its time and goes out at that frame (from a JACK client of its
+    own, so that the keys are never queued behind it); elsewhere it is sent when due too."""
+
+    SPIN_S = 0.001
+    CLOCK_AHEAD_S = 0.02
 
     def __init__(self, backend: str, port: str) -> None:
         self.sent: list[Message] = []
-        self._midi = open_port("out", backend, "lkjam-demo-human", port)
+        self._clock: JackClient | None = None
+        self._keys: JackClient | None = None
+        self._midi: Any = None
+        if backend == "jack":
+            self._clock = open_jack("lkjam-demo-clock", port, output=True)
+            self._keys = open_jack("lkjam-demo-human", port, output=True)
+        else:
+            self._midi = open_port("out", backend, "lkjam-demo-human", port)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self, messages: list[Message]) -> None:
         schedule = sorted(messages, key=lambda m: m[0])
-        self._thread = threading.Thread(target=self._run, args=(schedule,), name="human")
-        self._thread.start()
+        if self._clock is not None and self._keys is not None:
+            clock = [m for m in schedule if m[1][0] >= 0xF0]
+            keys = [m for m in schedule if m[1][0] < 0xF0]
+            self._threads = [
+                threading.Thread(target=self._play_ahead, args=(clock, self._clock)),
+                threading.Thread(target=self._play, args=(keys, self._keys.send)),
+            ]
+        else:
+            send = lambda message: self._midi.send_message(list(message))  # noqa: E731
+            self._threads = [threading.Thread(target=self._play, args=(schedule, send))]
+        for thread in self._threads:
+            thread.start()
 
-    def _run(self, schedule: list[Message]) -> None:
+    def _play(self, schedule: list[Message], send: Callable[[bytes], Any]) -> None:
         for due, message in schedule:
             while (remaining := due - time.perf_counter()) > self.SPIN_S:
                 if self._stop.wait(remaining - self.SPIN_S):
@@ -235,16 +290,26 @@ class Player:
             while time.perf_counter() < due:
                 time.sleep(0)
             t = time.perf_counter()
-            self._midi.send_message(list(message))
+            send(message)
             self.sent.append((t, message))
 
+    def _play_ahead(self, schedule: list[Message], port: JackClient) -> None:
+        for due, message in schedule:
+            if self._stop.wait(max(0.0, due - self.CLOCK_AHEAD_S - time.perf_counter())):
+                return
+            port.send(message, at=due)
+            self.sent.append((due, message))
+
     def join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
+        for thread in self._threads:
+            thread.join()
 
     def close(self) -> None:
         self._stop.set()
         self.join()
+        for port in (self._clock, self._keys):
+            if port is not None:
+                port.close()
         if self._midi is not None:
             self._midi.close_port()
             self._midi.delete()

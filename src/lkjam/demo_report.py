@@ -53,20 +53,33 @@ class PlannedNote:
     t_on: float  # the engine's wall time for it
     now: float  # when the engine committed it
     after: str | None  # role of the event it was planned after (None: the first)
+    human_beat: float | None = None  # the beat of the last human note fed before it
 
     @property
     def immediate(self) -> bool:
-        """Due when committed: planned at (or before) the beat of what it answers."""
-        return self.t_on <= self.now
+        """Planned at (or before) the beat of what it answers: due when committed, or on
+        the very beat of the human note it follows (on JACK a note placed ahead of time is
+        heard before its frame, and can be answered on it)."""
+        if self.t_on <= self.now:
+            return True
+        return (
+            self.after == "human"
+            and self.human_beat is not None
+            and (self.beat <= self.human_beat + 1e-6)
+        )
 
 
 def planned_notes(trace: Sequence[dict[str, Any]]) -> list[PlannedNote]:
     """The AI notes the engine committed (its `plan` events)."""
-    return [
-        PlannedNote(e["pitch"], e["beat"], e["t_on"], e["t"], e["after"])
-        for e in trace
-        if e["kind"] == "plan"
-    ]
+    plans, human_beat = [], None
+    for e in trace:
+        if e["kind"] == "input":
+            human_beat = e["beat"]
+        elif e["kind"] == "plan":
+            plans.append(
+                PlannedNote(e["pitch"], e["beat"], e["t_on"], e["t"], e["after"], human_beat)
+            )
+    return plans
 
 
 def drawn_after_human(trace: Sequence[dict[str, Any]]) -> list[float]:
@@ -119,18 +132,20 @@ def match_plans(
     plans: Sequence[PlannedNote], ons: Sequence[Note]
 ) -> list[tuple[PlannedNote, float]]:
     """(plan, arrival time) for every planned note that was heard. Both lists are in time
-    order (the scheduler sends in planned order); plans cancelled before their time (on
-    stop or a mode change) are skipped."""
+    order (the scheduler sends in planned order; notes of a chord may arrive at the same
+    frame in any order); plans cancelled before their time (on stop or a mode change) are
+    skipped."""
     matched = []
+    used: set[int] = set()
     j = 0
     for plan in plans:
+        while j < len(ons) and ons[j].t_on < plan.t_on - MATCH_WINDOW_S:
+            j += 1
         k = j
-        while k < len(ons) and ons[k].t_on < plan.t_on - MATCH_WINDOW_S:
-            k += 1
         while k < len(ons) and ons[k].t_on <= max(plan.t_on, plan.now) + MATCH_WINDOW_S:
-            if ons[k].pitch == plan.pitch:
+            if k not in used and ons[k].pitch == plan.pitch:
                 matched.append((plan, ons[k].t_on))
-                j = k + 1
+                used.add(k)
                 break
             k += 1
     return matched
@@ -229,8 +244,8 @@ def analyse(
         if not plan.immediate:
             error.append(arrival - timeline.time_at(plan.beat))
         elif plan.after == "human":
-            # The human note it reacts to: the last one sent before the engine planned.
-            i = int(np.searchsorted(human_on, plan.now, side="right")) - 1
+            # The human note it reacts to: the last one played by its beat's time.
+            i = int(np.searchsorted(human_on, max(plan.t_on, plan.now) + 1e-6, side="right")) - 1
             if i >= 0:
                 latency.append(arrival - human_on[i])
     # In call and response a human note is not answered at once by design: no reaction time.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,11 @@ class JackUnavailable(RuntimeError):
     """jackd is not installed or the server did not come up."""
 
 
+def realtime_allowed() -> bool:
+    """Whether this process may ask for real-time scheduling (root, or an rtprio limit)."""
+    return os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] > 0
+
+
 class JackServer:
     """A `jackd -n NAME -d dummy` process. Use as a context manager.
 
@@ -29,10 +35,15 @@ class JackServer:
     so that python-rtmidi's JACK API (and child processes) connect to it.
     """
 
-    def __init__(self, name: str, period: int = 64, rate: int = 48000) -> None:
+    def __init__(
+        self, name: str, period: int = 64, rate: int = 48000, *, realtime: bool = False
+    ) -> None:
         self.name = name
         self.period = period
         self.rate = rate
+        # Real-time priority (jackd's default) where the system grants it, else none: the
+        # tests run without it, so that a machine that refuses it runs them the same way.
+        self.realtime = realtime and realtime_allowed()
         self.process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] = io.BytesIO()
         self._previous_default: str | None = None
@@ -43,7 +54,14 @@ class JackServer:
             raise JackUnavailable(
                 "jackd is not installed. On Debian/Ubuntu: sudo apt-get install jackd2"
             )
-        command = [jackd, "-n", self.name, "--no-realtime", "-d", "dummy"]
+        command = [
+            jackd,
+            "-n",
+            self.name,
+            "-R" if self.realtime else "--no-realtime",
+            "-d",
+            "dummy",
+        ]
         command += ["-r", str(self.rate), "-p", str(self.period)]
         # stderr goes to a file, not a pipe: under CPU load jackd prints xrun lines, and a
         # pipe nobody drains fills up and blocks jackd (and every JACK client with it).

@@ -175,4 +175,9 @@ def test_plans_and_reactions_come_from_the_trace() -> None:
         {"v": 1, "kind": "sent", "t": 1.5, "pitch": 64, "velocity": 80, "due": 1.5},
     ]  # fmt: skip
     assert drawn_after_human(trace) == [1.0]
-    assert planned_notes(trace) == [PlannedNote(64, 2.5, t_on=1.5, now=1.4, after="clip")]
+    assert planned_notes(trace) == [
+        PlannedNote(64, 2.5, 1.5, now=1.4, after="clip", human_beat=2.0)
+    ]
+    # Planned after the human note, on its beat, before its time came: a reaction.
+    assert PlannedNote(64, 2.0, 1.5, now=1.4, after="human", human_beat=2.0).immediate
+    assert not PlannedNote(64, 2.5, 1.5, now=1.4, after="human", human_beat=2.0).immediate
