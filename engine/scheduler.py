@@ -127,7 +127,11 @@ class Scheduler:
         return ended
 
     def all_notes_off(self) -> int:
-        """release_all, then CC123 (All Notes Off) for anything we may not know of."""
+        """release_all, then CC123 (All Notes Off) for anything we may not know of. A timed
+        port (JACK) says it again one hand-over lead later: an xrun can drop a period's MIDI."""
         ended = self.release_all()
         self.output.send((self.status_cc, CC_ALL_NOTES_OFF, 0))
+        if self.timed:
+            at = time.perf_counter() + self.port_lead_s
+            self.output.send((self.status_cc, CC_ALL_NOTES_OFF, 0), at)
         return ended

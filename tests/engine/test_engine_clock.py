@@ -11,6 +11,7 @@ as notes off that grid, or as no notes at all.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -323,6 +324,13 @@ def test_a_timed_port_gets_each_note_early_by_exactly_its_lead_with_its_time(
     assert sent == []
     s.run_due(1.0 - 0.00267)
     assert sent == [((0x90, 60, 100), 1.0)] and s.next_due == 2.0 - 0.00267
+    # Stopping: the note ends at once, and All Notes Off goes out twice, the second time a
+    # lead later (an xrun can drop a period's MIDI).
+    before = time.perf_counter()
+    s.all_notes_off()
+    (off, t_off), (cc, t_now), (cc_again, t_later) = sent[1:]
+    assert off == (0x80, 60, 0) and t_off is None and cc == cc_again == (0xB0, 123, 0)
+    assert t_now is None and t_later is not None and t_later >= before + 0.00267
     # Through the generator: the same song, every message handed over 2 ms earlier and
     # due exactly when the untimed port sends it.
     on_time, early = Rig(tmp_path, HALF), Rig(tmp_path, HALF)

@@ -4,6 +4,8 @@ JACK's process thread, one client for both ports, and no note lost when it close
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -166,3 +168,18 @@ def test_jack_without_a_server_is_a_port_error(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("JACK_DEFAULT_SERVER", "lkjam-no-such-server")
     with pytest.raises(ports.PortError, match="cannot start the JACK MIDI client"):
         JackClient(output="x")
+
+
+def test_a_server_that_goes_away_is_reported_and_closing_still_works() -> None:
+    server = JackServer(f"lkjam-test-gone-{os.getpid()}").start()
+    try:
+        port = JackClient(input="in", output="out", client="test-gone")
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGKILL)
+        wait_for(lambda: port.errors, 10, "the error")
+        assert list(port.errors) == ["the JACK server went away"]
+        port.send([0x90, 60, 100])  # nowhere to go, and no exception
+        port.close()
+        assert not port.is_open
+    finally:
+        server.stop()
