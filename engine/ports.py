@@ -361,6 +361,9 @@ class JackClient(_Receiver):
         deadline = time.perf_counter() + CLOSE_DRAIN_S
         while self._native.pending and time.perf_counter() < deadline:
             time.sleep(self.period_s or 0.001)
+        # The period that wrote the last message must reach its readers before the port
+        # goes: leaving the graph mid-cycle would take that period's MIDI with it.
+        time.sleep(2 * (self.period_s or 0.001))
         self._native.close()
         self._native = None
 
