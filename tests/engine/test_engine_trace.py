@@ -108,7 +108,12 @@ def test_a_real_run_traces_what_it_played(jack_server: JackServer, tmp_path: Pat
     assert inputs == [p for _, p, _ in MELODY]
     sent_on = [e["pitch"] for e in events if e["kind"] == "sent" and e["velocity"] > 0]
     heard = [p for _, p in midi.note_ons()]
-    assert sent_on[: len(heard)] == heard
+    # In order; an xrun of the dummy server can drop a period's MIDI, so up to 1 in 10 may
+    # be missing from what was sent by the last note heard.
+    remaining = iter(enumerate(sent_on))
+    positions = [next((i for i, p in remaining if p == pitch), None) for pitch in heard]
+    assert None not in positions, (sent_on, heard)
+    assert len(heard) >= 0.9 * (positions[-1] + 1) if positions else True
     planned = [e["pitch"] for e in events if e["kind"] == "plan"]
     assert sent_on == planned[: len(sent_on)]
     assert any(e["kind"] == "drawn" and e["after"] == "human" for e in events)
