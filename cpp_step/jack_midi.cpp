@@ -36,6 +36,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace py = pybind11;
@@ -180,6 +181,33 @@ class Ring {
 constexpr std::size_t kInputRing = 4096;   // ~5 s of dense playing with MIDI clock
 constexpr std::size_t kOutputRing = 1024;  // the scheduler hands over a few ms at a time
 constexpr std::size_t kWakeWindow = 64;    // periods over which cycle_start takes its least
+constexpr std::size_t kPeriodRecall = 32;  // a period's input events kept to spot a stale copy
+
+// An input event as JACK gave it: the frame within its period and the bytes.
+struct FramedMessage {
+  jack_nframes_t frame = 0;
+  std::uint8_t size = 0;
+  std::array<std::uint8_t, 3> data{};
+  bool operator==(const FramedMessage& o) const noexcept {
+    return frame == o.frame && size == o.size && data == o.data;
+  }
+};
+
+// The input events of one period (the first kPeriodRecall of them), without allocating.
+class PeriodEvents {
+ public:
+  void clear() noexcept { count_ = 0; }
+  void add(const FramedMessage& m) noexcept {
+    if (count_ < kPeriodRecall) events_[count_++] = m;
+  }
+  bool contains(const FramedMessage& m) const noexcept {
+    return std::find(events_.begin(), events_.begin() + count_, m) != events_.begin() + count_;
+  }
+
+ private:
+  std::array<FramedMessage, kPeriodRecall> events_{};
+  std::size_t count_ = 0;
+};
 
 // ---- the client --------------------------------------------------------------------------
 
@@ -312,6 +340,7 @@ class JackMidi {
   std::atomic<std::uint64_t> dropped_in{0};  // input ring full
   std::atomic<std::uint64_t> late_out{0};    // handed over after the period it was due in
   std::atomic<std::uint64_t> xruns{0};
+  std::atomic<std::uint64_t> stale_in{0};  // stale copies of a period's input, not read
   bool server_gone() const { return server_gone_.load(); }
 
  private:
@@ -336,8 +365,13 @@ class JackMidi {
 
   // JACK's process thread: no lock, no allocation, no Python.
   int process(jack_nframes_t frames) noexcept {
-    const double t0 = cycle_start();
-    if (in_ != nullptr) read_input(jack_.port_get_buffer(in_, frames), t0);
+    const jack_nframes_t first = jack_.last_frame_time(client_);
+    // A client that fell behind is run twice in a row, and both runs read the newer
+    // cycle's frame time (measured with jackd2's dummy driver under load). When the
+    // client upstream fell behind too, the second run reads its stale buffer again.
+    const bool rerun = wakes_ > 0 && first == last_first_;
+    const double t0 = cycle_start(first);
+    if (in_ != nullptr) read_input(jack_.port_get_buffer(in_, frames), t0, rerun);
     if (out_ != nullptr) write_output(jack_.port_get_buffer(out_, frames), frames, t0);
     return 0;
   }
@@ -352,8 +386,7 @@ class JackMidi {
   // late wake-up moves nothing. JACK's own frame clock (jack_frames_to_time) filters the
   // wake-ups instead: with the dummy driver it wanders several ms from the system clock
   // within seconds (measured), and the engine mixes these times with the system clock's.
-  double cycle_start() noexcept {
-    const jack_nframes_t first = jack_.last_frame_time(client_);
+  double cycle_start(jack_nframes_t first) noexcept {
     const double wake = static_cast<double>(jack_.get_time()) * 1e-6;
     if (wakes_ > 0) frames_seen_ += static_cast<jack_nframes_t>(first - last_first_);  // wraps
     last_first_ = first;
@@ -363,8 +396,12 @@ class JackMidi {
     return origin + static_cast<double>(frames_seen_) * frame_s_;
   }
 
-  void read_input(void* buffer, double t0) noexcept {
+  // `rerun`: the second run on one frame time, whose events that equal the first run's,
+  // byte and frame, are a stale copy (a duplicated clock tick would move the beat count).
+  void read_input(void* buffer, double t0, bool rerun) noexcept {
     const std::uint32_t count = jack_.midi_get_event_count(buffer);
+    std::swap(last_read_, read_);
+    read_.clear();
     bool any = false;
     for (std::uint32_t i = 0; i < count; ++i) {
       jack_midi_event_t event;
@@ -379,6 +416,12 @@ class JackMidi {
       m.t = t0 + event.time * frame_s_;
       m.size = static_cast<std::uint8_t>(event.size);
       std::copy(event.buffer, event.buffer + event.size, m.data.begin());
+      const FramedMessage framed{event.time, m.size, m.data};
+      read_.add(framed);
+      if (rerun && last_read_.contains(framed)) {
+        stale_in.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
       if (in_messages_.push(m)) {
         any = true;
       } else {
@@ -429,6 +472,9 @@ class JackMidi {
   std::uint64_t wakes_ = 0;
   std::uint64_t frames_seen_ = 0;  // since the first period, past the 32-bit counter's wrap
   jack_nframes_t last_first_ = 0;
+  // read_input's state, the process thread's own
+  PeriodEvents read_;
+  PeriodEvents last_read_;
   int wake_read_ = -1;
   int wake_write_ = -1;
   Ring<kInputRing> in_messages_;
@@ -465,5 +511,6 @@ PYBIND11_MODULE(_jack, m) {
       .def_property_readonly("dropped_in", [](const JackMidi& c) { return c.dropped_in.load(); })
       .def_property_readonly("late_out", [](const JackMidi& c) { return c.late_out.load(); })
       .def_property_readonly("xruns", [](const JackMidi& c) { return c.xruns.load(); })
+      .def_property_readonly("stale_in", [](const JackMidi& c) { return c.stale_in.load(); })
       .def_property_readonly("server_gone", &JackMidi::server_gone);
 }

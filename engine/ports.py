@@ -343,6 +343,11 @@ class JackClient(_Receiver):
         return int(self._native.xruns) if self.is_open else 0
 
     @property
+    def stale_in(self) -> int:
+        """Input events left out as a stale copy of the period before (JACK under load)."""
+        return int(self._native.stale_in) if self.is_open else 0
+
+    @property
     def late_out(self) -> int:
         """Messages handed over after the period they were due in (written late)."""
         return int(self._native.late_out) if self.is_open else 0

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import rtmidi
 import zmq
+from lkjam.engine.ports import JackClient
 from lkjam.engine.scheduler import wait_until
 
+from lkjam.bench_engine import CLOCK_AHEAD_S, find_port
 from lkjam.demo_live import sounding_pitches
 from lkjam.random_model import random_model
 
@@ -119,54 +120,45 @@ class Transport:
         self.client.close()
 
 
-def _jack_port(midi: Any, suffix: str) -> int:
-    names = wait_for(
-        lambda: [n for n in midi.get_ports() if n.endswith(":" + suffix)], 10, f"port {suffix}"
-    )
-    return int(midi.get_ports().index(names[0]))
-
-
 class Midi:
-    """A JACK client that plays into the engine's input and records its output."""
+    """JACK clients that play into the engine's input and record its output, each message
+    stamped with its frame's time (lkjam's own client, as in the bench). The player and
+    the recorder are separate clients: one client that both fed the engine and heard it
+    would make a loop in JACK's graph, which JACK breaks with a period's delay."""
 
     def __init__(self, in_name: str, out_name: str) -> None:
-        self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="lkjam-test-player")
-        self.out.open_port(_jack_port(self.out, in_name))
-        self.rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="lkjam-test-recorder")
-        self.rec.open_port(_jack_port(self.rec, out_name))
-        self.received: list[tuple[float, tuple[int, ...]]] = []
-        self.rec.set_callback(self._on_message)
+        self.player = JackClient(output="player", client="lkjam-test-player")
+        self.recorder = JackClient(input="recorder", client="lkjam-test-recorder", capacity=10**6)
+        self.player.connect(self.player.output_name, find_port(self.player, in_name, False))
+        self.recorder.connect(find_port(self.recorder, out_name, True), self.recorder.input_name)
 
-    def _on_message(self, event: tuple[list[int], float], data: object = None) -> None:
-        self.received.append((time.perf_counter(), tuple(event[0])))
+    @property
+    def received(self) -> list[tuple[float, tuple[int, ...]]]:
+        return [(t, tuple(m)) for t, m in list(self.recorder.queue)]
 
     def send(self, *message: int) -> None:
-        self.out.send_message(list(message))
+        self.player.send(message)
 
     def note_ons(self) -> list[tuple[float, int]]:
-        return [(t, m[1]) for t, m in list(self.received) if m[0] & 0xF0 == 0x90 and m[2] > 0]
+        return [(t, m[1]) for t, m in self.received if m[0] & 0xF0 == 0x90 and m[2] > 0]
 
     def sounding(self) -> set[int]:
-        return sounding_pitches(m for _, m in list(self.received))
+        return sounding_pitches(m for _, m in self.received)
 
     def close(self) -> None:
-        """Close after the engine has stopped: python-rtmidi may crash if a message is
-        being delivered to the callback while it is cancelled."""
-        self.rec.cancel_callback()
-        time.sleep(0.01)  # let a callback waiting for the GIL finish (see MidiInput.close)
-        for port in (self.out, self.rec):
-            port.close_port()
-            port.delete()
+        self.player.close()
+        self.recorder.close()
 
 
 class ClockSender:
     """Plays a stream of timed messages, e.g. Live's MIDI clock, into a JACK port from its
-    own client and thread: each (perf_counter s, message) at its time, in order, with the
-    engine's own precise sleep and spin. The stream may be endless; `close` stops it."""
+    own client and thread: each (perf_counter s, message) handed over CLOCK_AHEAD_S before
+    its time and written at its frame, as Live schedules its clock ahead. The stream may be
+    endless; `close` stops it."""
 
     def __init__(self, port: str, stream: Iterable[tuple[float, Sequence[int]]]) -> None:
-        self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="lkjam-test-clock")
-        self.out.open_port(_jack_port(self.out, port))
+        self.out = JackClient(output="clock", client="lkjam-test-clock")
+        self.out.connect(self.out.output_name, find_port(self.out, port, False))
         self._stream = stream
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -174,15 +166,14 @@ class ClockSender:
 
     def _run(self) -> None:
         for t, message in self._stream:
-            if wait_until(t, self._stop):
+            if wait_until(t - CLOCK_AHEAD_S, self._stop, spin=False):
                 return
-            self.out.send_message(list(message))
+            self.out.send(message, at=t)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.out.close_port()
-        self.out.delete()
+        self.out.close()
 
 
 class Engine:

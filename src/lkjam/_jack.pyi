@@ -10,6 +10,7 @@ class JackMidi:
     dropped_in: int
     late_out: int
     xruns: int
+    stale_in: int
     server_gone: bool
     def __init__(self, client: str, input: str = "", output: str = "") -> None: ...
     def read(self, timeout_s: float) -> list[tuple[float, bytes]]: ...

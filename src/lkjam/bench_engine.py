@@ -105,7 +105,7 @@ class TempoMap:
         return t_k + (beat - b_k) / bps
 
 
-def _port(client: JackClient, suffix: str, sources: bool) -> str:
+def find_port(client: JackClient, suffix: str, sources: bool) -> str:
     """The full name of the JACK port ending in `suffix`, once it appears."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -146,10 +146,10 @@ class EngineRun:
         self.recorder: JackClient = JackClient(
             input="recorder", client="bench-recorder", capacity=1_000_000
         )
-        engine_in = _port(self.clock, self.in_name, sources=False)
+        engine_in = find_port(self.clock, self.in_name, sources=False)
         self.clock.connect(self.clock.output_name, engine_in)
         self.player.connect(self.player.output_name, engine_in)
-        engine_out = _port(self.recorder, self.out_name, sources=True)
+        engine_out = find_port(self.recorder, self.out_name, sources=True)
         self.recorder.connect(engine_out, self.recorder.input_name)
         self.sender: ClockSender | None = None
 

@@ -41,8 +41,8 @@ class JackServer:
         self.name = name
         self.period = period
         self.rate = rate
-        # Real-time priority (jackd's default) where the system grants it, else none: the
-        # tests run without it, so that a machine that refuses it runs them the same way.
+        # Real-time priority (jackd's default, and the clients' process threads get it too)
+        # where the system grants it, else none.
         self.realtime = realtime and realtime_allowed()
         self.process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] = io.BytesIO()

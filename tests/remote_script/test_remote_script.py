@@ -181,7 +181,13 @@ def test_transport_follows_tempo_changes_and_stops(
     for _ in range(30):
         clock[0] += 0.1
         live.tick(0.1)
-    engine.sock.poll(50)
+    # The script's socket thread sends them when it gets the CPU: wait for two, then
+    # for any third, before counting.
+    deadline = time.monotonic() + 5
+    while len(engine.of_type("transport")) - count < 2 and time.monotonic() < deadline:
+        engine.sock.poll(50)
+        engine.drain()
+    engine.sock.poll(100)
     engine.drain()
     assert len(engine.of_type("transport")) - count in (2, 3)
     assert engine.of_type("transport")[-1]["t"] >= clock[0] - 1.0
