@@ -282,6 +282,13 @@ class JackMidi {
     return out;
   }
 
+  // Wake a read() waiting in another thread, which then returns what it has (maybe none).
+  void poke() const {
+    if (client_ == nullptr) return;
+    const char byte = 1;
+    [[maybe_unused]] const ssize_t n = ::write(wake_write_, &byte, 1);  // full pipe: awake
+  }
+
   // Output: `t` is when the message is due (JACK clock, s); 0 means at once. Messages
   // leave in the order given, so a time earlier than the one before is taken as that one.
   bool send(const py::bytes& message, double t) {
@@ -499,6 +506,7 @@ PYBIND11_MODULE(_jack, m) {
            "[(t, bytes)] read since the last call; waits up to timeout_s for the first.")
       .def("send", &JackMidi::send, py::arg("message"), py::arg("t") = 0.0,
            "Queue a message due at t (JACK clock s; 0: at once). False when the queue is full.")
+      .def("poke", &JackMidi::poke, "Wake a read() waiting in another thread.")
       .def("now", &JackMidi::now, "JACK's clock, in seconds.")
       .def("ports", &JackMidi::ports, py::arg("outputs"),
            "The server's MIDI ports: sources (outputs=True) or destinations.")

@@ -33,7 +33,7 @@ from lkjam.engine import protocol
 from lkjam.engine.decoder import MAX_NOTES_PER_BEAT, Decoder, Note, scale_mask
 from lkjam.engine.events import ROLES
 from lkjam.engine.model_file import LoadedModel
-from lkjam.engine.scheduler import Output, Scheduler, wait_until
+from lkjam.engine.scheduler import Output, Scheduler, Wake, wait_until
 from lkjam.engine.sync import BeatLine, Sync, SyncEvent
 from lkjam.engine.trace import Trace
 
@@ -155,7 +155,7 @@ class Generator:
         *,
         channel: int = 1,
         midi_queue: deque[tuple[float, bytes]] | None = None,
-        wake: threading.Event | None = None,
+        wake: Wake | None = None,
         post: Callable[..., None] | None = None,
         scale: tuple[int, Sequence[int]] | None = None,
         seed: int = 0,
@@ -170,7 +170,7 @@ class Generator:
         self.midi_queue: deque[tuple[float, bytes]] = (
             midi_queue if midi_queue is not None else deque()
         )
-        self.wake = wake or threading.Event()
+        self.wake: Wake = wake or threading.Event()
         self.post = post or (lambda kind, **fields: None)
         self.explicit_scale = scale
         self.commit_s = commit_s
@@ -555,6 +555,8 @@ class Generator:
         self.scheduler.note(
             plan.pitch, plan.velocity, t_on, line.time_at(plan.beat + plan.duration)
         )
+        # An answer due now leaves before the next plan is drawn (latency).
+        self.scheduler.run_due(self.clock())
 
     # ---- call and response ---------------------------------------------------------
 

@@ -7,9 +7,10 @@
 - CoreMIDI, ALSA and WinMM go through python-rtmidi: its backend thread calls back,
   timestamps and enqueues, and every message is sent the moment it is due.
 - JACK goes through lkjam's own client (`JackClient`, the `lkjam._jack` extension): one
-  JACK client for both ports, input stamped with its frame's time and read by a thread
-  that sleeps until the process thread wakes it, and output handed over a little early
-  with the time it is due, which the process thread writes at that exact frame.
+  JACK client for both ports, input stamped with its frame's time and read by the
+  thread that consumes it, asleep until the process thread wakes it, and output handed
+  over a little early with the time it is due, which the process thread writes at that
+  exact frame.
   python-rtmidi's JACK backend would write each message at the start of the next period
   (0..1 period late) and read input with Python inside JACK's real-time thread.
 - Input lands in a bounded queue as (perf_counter s, bytes) and wakes the consumer;
@@ -30,6 +31,7 @@ from types import TracebackType
 from typing import Any
 
 import rtmidi
+from lkjam.engine.scheduler import Wake
 
 try:
     from lkjam import _jack
@@ -185,17 +187,22 @@ def _new(cls: Any, backend: str, client: str, **options: Any) -> Any:
 class _Receiver:
     """A bounded queue of (perf_counter s, bytes) that wakes its consumer."""
 
-    def __init__(self, capacity: int, wake: threading.Event | None) -> None:
+    def __init__(self, capacity: int, wake: Wake | None) -> None:
         self.queue: deque[tuple[float, bytes]] = deque()
         self.capacity = capacity
         self.dropped = 0
-        self.wake = wake or threading.Event()
+        self.wake: Wake = wake or threading.Event()
 
-    def _put(self, t: float, message: Sequence[int] | bytes) -> bool:
+    def _append(self, t: float, message: Sequence[int] | bytes) -> bool:
         if len(self.queue) >= self.capacity:
             self.dropped += 1
             return False
         self.queue.append((t, bytes(message)))
+        return True
+
+    def _put(self, t: float, message: Sequence[int] | bytes) -> bool:
+        if not self._append(t, message):
+            return False
         self.wake.set()
         return True
 
@@ -212,7 +219,7 @@ class MidiInput(_Port, _Receiver):
         name: str = "lkjam in",
         backend: str | None = None,
         *,
-        wake: threading.Event | None = None,
+        wake: Wake | None = None,
         capacity: int = INPUT_QUEUE_SIZE,
         client: str = CLIENT_NAME,
     ) -> None:
@@ -254,8 +261,37 @@ class MidiOutput(_Port):
             midi.send_message(message)
 
 
+class _InputWake:
+    """The wake event of a consumer that reads a JackClient's input itself, with no reader
+    thread between them: waiting reads the input, asleep in the extension until the
+    process thread (or `set`, from another thread) writes to its pipe. One thread wakes
+    per input instead of two. Quacks like the threading.Event it stands for."""
+
+    def __init__(self, client: JackClient) -> None:
+        self._client = client
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+        self._client.poke()
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._set and self._client.receive(READ_WAIT_S if timeout is None else timeout):
+            self._set = True
+        return self._set
+
+
 class JackClient(_Receiver):
     """lkjam's own JACK client (`lkjam._jack`) with an input port, an output port or both.
+
+    Input reaches `queue` through a reader thread, or, with `reader=False`, whenever the
+    consumer waits on `wake` (the engine's generator: see _InputWake).
 
     Times cross between JACK's clock and perf_counter by an offset measured when the client
     opens (both clocks are monotonic; on Linux they are the same clock)."""
@@ -269,8 +305,9 @@ class JackClient(_Receiver):
         output: str = "",
         *,
         client: str = CLIENT_NAME,
-        wake: threading.Event | None = None,
+        wake: Wake | None = None,
         capacity: int = INPUT_QUEUE_SIZE,
+        reader: bool = True,
     ) -> None:
         super().__init__(capacity, wake)
         self.name = input or output
@@ -289,10 +326,13 @@ class JackClient(_Receiver):
         self.offset_s = self._clock_offset()
         self.dropped_out = 0  # output queue full
         self._stop = threading.Event()
+        self._gone_reported = False
         self._reader: threading.Thread | None = None
-        if input:
+        if input and reader:
             self._reader = threading.Thread(target=self._read, name="lkjam-jack-in", daemon=True)
             self._reader.start()
+        elif input:
+            self.wake = _InputWake(self)
 
     def _clock_offset(self) -> float:
         """perf_counter minus JACK's clock, from the tightest of a few paired readings."""
@@ -304,15 +344,31 @@ class JackClient(_Receiver):
             best = min(best, (after - before, (before + after) / 2 - jack))
         return best[1]
 
+    def receive(self, timeout_s: float) -> int:
+        """Move what the process thread read into `queue`, waiting up to `timeout_s` for
+        it (asleep in the extension, without the GIL); how many messages came."""
+        native = self._native
+        if native is None:
+            time.sleep(timeout_s)
+            return 0
+        got = native.read(timeout_s)
+        for t, data in got:
+            self._append(t + self.offset_s, data)
+        if native.server_gone and not self._gone_reported:
+            self._gone_reported = True
+            self.errors.append("the JACK server went away")
+        return len(got)
+
+    def poke(self) -> None:
+        """Wake a `receive` waiting in another thread."""
+        if self._native is not None:
+            self._native.poke()
+
     def _read(self) -> None:
         """The reader thread: sleeps in the extension until the process thread has input."""
-        reported = False
         while not self._stop.is_set():
-            for t, data in self._native.read(READ_WAIT_S):
-                self._put(t + self.offset_s, data)
-            if self._native.server_gone and not reported:
-                reported = True
-                self.errors.append("the JACK server went away")
+            if self.receive(READ_WAIT_S):
+                self.wake.set()
 
     def now(self) -> float:
         """JACK's clock now, in perf_counter seconds."""
@@ -382,9 +438,10 @@ class JackClient(_Receiver):
 def open_ports(
     input: str, output: str, backend: str | None = None
 ) -> tuple[MidiInput | JackClient, MidiOutput | JackClient]:
-    """The engine's two ports: on JACK one client holds both."""
+    """The engine's two ports: on JACK one client holds both, and the consumer that waits
+    on the input's `wake` reads it (no reader thread)."""
     if choose_backend(backend) == "jack":
-        client = JackClient(input, output)
+        client = JackClient(input, output, reader=False)
         return client, client
     midi_out = MidiOutput(output, backend)
     try:

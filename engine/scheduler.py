@@ -14,7 +14,6 @@ Every message is due `offset_s` early: the musician's output offset.
 from __future__ import annotations
 
 import heapq
-import threading
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -31,7 +30,17 @@ class Output(Protocol):
     def send(self, message: Sequence[int], at: float | None = None) -> None: ...
 
 
-def wait_until(deadline: float, wake: threading.Event, *, spin: bool = True) -> bool:
+class Wake(Protocol):
+    """What a sleeper waits on: a threading.Event, or a JACK client's input that is read
+    while it is waited on (ports._InputWake)."""
+
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+def wait_until(deadline: float, wake: Wake, *, spin: bool = True) -> bool:
     """Sleep until `deadline` (perf_counter s); True as soon as `wake` is set instead."""
     while True:
         remaining = deadline - time.perf_counter()

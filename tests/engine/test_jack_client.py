@@ -114,13 +114,13 @@ def test_input_is_read_off_the_process_thread_with_its_frame_time(
 ) -> None:
     with JackClient(input="lkjam test input") as midi_in:
         threads = set()
-        put = midi_in._put
+        append = midi_in._append
 
         def spied(t: float, message: bytes) -> bool:
             threads.add(threading.current_thread().name)
-            return put(t, message)
+            return append(t, message)
 
-        midi_in._put = spied  # type: ignore[method-assign]
+        midi_in._append = spied  # type: ignore[method-assign]
         player = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="lkjam-test-player")
         try:
             names = player.get_ports()
@@ -162,6 +162,35 @@ def test_the_engines_ports_share_one_jack_client(jack_server: JackServer) -> Non
     finally:
         midi_in.close()
         midi_out.close()
+
+
+def test_the_engines_input_is_read_by_the_thread_that_waits_for_it(
+    jack_server: JackServer,
+) -> None:
+    """No reader thread in between: the generator's wait on `wake` sleeps until input
+    comes, and reads it; a `set` from another thread (a message from Live) ends it too."""
+    midi_in, _ = open_ports("lkjam test wait in", "lkjam test wait out", "jack")
+    player = JackClient(output="out", client="test-player")
+    try:
+        assert "lkjam-jack-in" not in {t.name for t in threading.enumerate()}
+        player.connect(player.output_name, midi_in.input_name)
+        wake = midi_in.wake
+        wait_for(lambda: player.send([0x90, 0, 1]) or wake.wait(0.01), 5, "a link")
+        wake.clear()
+        midi_in.queue.clear()
+        assert not wake.wait(0.05) and not midi_in.queue  # nothing came: slept it out
+        player.send([0x90, 60, 100])
+        started = time.perf_counter()
+        assert wake.wait(2.0) and time.perf_counter() - started < 1.0
+        assert [m for _, m in midi_in.queue] == [bytes([0x90, 60, 100])]
+        wake.clear()
+        threading.Timer(0.05, wake.set).start()
+        started = time.perf_counter()
+        assert wake.wait(2.0) and time.perf_counter() - started < 1.0
+        assert len(midi_in.queue) == 1  # woken, nothing read
+    finally:
+        player.close()
+        midi_in.close()
 
 
 def test_input_queue_is_bounded_and_counts_what_it_drops(jack_server: JackServer) -> None:
