@@ -278,6 +278,7 @@ class Generator:
         )
         if not self.sync.using_clock(t_recv):
             self._on_sync_events(events)
+        self.sync.follow_tempo(t_recv)
         ticks = self.sync.reconcile(t_recv, jumped=SyncEvent.JUMP in events)
         if abs(ticks) >= Sync.JUMP_TICKS:  # Live jumped without telling the MIDI clock
             self._on_sync_events([SyncEvent.JUMP])

@@ -197,6 +197,7 @@ class MidiClockFit:
     MAX_SPEEDUP = 2.0  # a tick sooner than this many times the line's tempo is doubted
     MAX_TEMPO = 999.0  # the protocol's fastest: ticks closer than this never count
     LOST_SLACK = 0.25  # ticks: late by this close to a whole number of ticks = lost ones
+    RETEMPO_TOLERANCE = 0.01  # Live's stated tempo this far from the line's: take it
 
     def __init__(self) -> None:
         self.line: BeatLine | None = None
@@ -208,6 +209,7 @@ class MidiClockFit:
         self._points: deque[tuple[float, float]] = deque(maxlen=self.WINDOW)
         self._late: list[tuple[float, float]] = []  # a run of late ticks at a possible pace
         self._fast: list[tuple[float, float]] = []  # a run of too-soon ticks, likewise
+        self._newest: tuple[float, float] | None = None  # the last tick's (t, beat)
 
     def on_message(self, status: int, data: bytes | list[int], t: float) -> list[SyncEvent]:
         if status == MIDI_CLOCK:
@@ -237,6 +239,7 @@ class MidiClockFit:
 
     def _restart(self) -> None:
         self.running = True
+        self._newest = None
         self._points.clear()
         self._late.clear()
         self._fast.clear()
@@ -249,8 +252,32 @@ class MidiClockFit:
         self._points = deque(((t, b + moved) for t, b in self._points), self.WINDOW)
         self._late = [(t, b + moved) for t, b in self._late]
         self._fast = [(t, b + moved) for t, b in self._fast]
+        if self._newest is not None:
+            self._newest = (self._newest[0], self._newest[1] + moved)
         if self.line is not None:
             self.line = BeatLine(self.line.t0, self.line.beat0 + moved, self.line.bps)
+
+    def retempo(self, bps: float) -> bool:
+        """Live says the tempo is now `bps`. Ticks show a tempo change only once several of
+        them have bent the line (about 100 ms, and notes placed meanwhile are off by the
+        tempo difference times that), so a line further off than RETEMPO_TOLERANCE goes
+        on from the newest tick at Live's tempo at once, its window refilled along it for
+        the ticks to come to refine."""
+        line = self.line
+        if (
+            line is None
+            or self._newest is None
+            or abs(bps / line.bps - 1) <= self.RETEMPO_TOLERANCE
+        ):
+            return False
+        t, beat = self._newest
+        spt = 1.0 / (bps * TICKS_PER_BEAT)
+        past = range(self.WINDOW - 1, -1, -1)
+        self._points = deque(((t - k * spt, beat - k / TICKS_PER_BEAT) for k in past), self.WINDOW)
+        self._late.clear()
+        self._fast.clear()
+        self.line = BeatLine(t, beat, bps)
+        return True
 
     def _tick(self, t: float) -> list[SyncEvent]:
         previous, self.last_tick_t = self.last_tick_t, t
@@ -258,6 +285,7 @@ class MidiClockFit:
             return []
         beat = self._position / TICKS_PER_BEAT
         self._position += 1
+        self._newest = (t, beat)
         line = self.line
         if line is not None and len(self._points) >= 2:
             interval = t - previous
@@ -356,6 +384,19 @@ class Sync:
         self.clock = MidiClockFit()
         self.transport = TransportFit()
         self._disagree: list[int] = []
+        self._live_bps: float | None = None  # the tempo of Live's last snapshot
+
+    def follow_tempo(self, now: float) -> bool:
+        """Call after each transport snapshot: when Live's tempo has just changed while
+        MIDI clock runs, the clock's line takes it at once (MidiClockFit.retempo). Only
+        on a change, so that a clock that keeps another tempo than Live states is still
+        the one followed."""
+        live = self.transport.line
+        if live is None:
+            return False
+        changed = self._live_bps is not None and live.bps != self._live_bps
+        self._live_bps = live.bps
+        return changed and self.using_clock(now) and self.clock.retempo(live.bps)
 
     def reconcile(self, now: float, jumped: bool = False) -> int:
         """Call after each transport snapshot (`jumped`: it reported a jump); returns the

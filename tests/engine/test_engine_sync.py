@@ -333,3 +333,27 @@ def test_a_tempo_that_halves_at_once_is_not_taken_for_lost_ticks() -> None:
     assert fit.lost_ticks == 0
     assert fit.line is not None and abs(fit.line.tempo - 60.0) < 0.5
     assert abs(fit.line.beat_at(t0 + 1.0) - 71 / 24) < 1e-6
+
+
+@pytest.mark.parametrize("snapshots", [True, False], ids=["with-live-tempo", "ticks-only"])
+def test_a_tempo_change_live_states_is_taken_before_the_ticks_show_it(snapshots: bool) -> None:
+    """120 -> 100 bpm at t = 2 s; the script's next snapshot (every 0.1 s) comes 30 ms
+    later. From it on the line is within a period of the truth, whereas the ticks alone
+    take several more to show the change, and the line is ms off meanwhile."""
+    truth = TempoMap([(0.0, 120.0), (2.0, 100.0)])
+    ticks = [(t, True) for t in tick_times(truth, 24 * 8).values()]
+    shots = [(t, False) for t in np.arange(0.03, 4.0, 0.1)] if snapshots else []
+    sync = Sync()
+    sync.clock.on_message(MIDI_START, b"", 0.0)
+    worst = 0.0  # seconds, between the snapshot and the end of the next beat
+    for t, is_tick in sorted(ticks + shots):
+        if not is_tick:
+            sync.transport.update(truth.tempo(t), truth.beat(t), True, (4, 4), t, t)
+            sync.follow_tempo(t)
+            continue
+        sync.clock.on_message(MIDI_CLOCK, b"", t)
+        line = sync.line(t)
+        if 2.03 <= t < 2.6 and line is not None:
+            later = t + 0.01  # a note committed now, 10 ms ahead
+            worst = max(worst, abs(line.time_at(truth.beat(later)) - later))
+    assert (worst < 64 / 48000) == snapshots, f"{worst * 1000:.2f} ms"
