@@ -36,7 +36,6 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace py = pybind11;
@@ -407,8 +406,10 @@ class JackMidi {
   // byte and frame, are a stale copy (a duplicated clock tick would move the beat count).
   void read_input(void* buffer, double t0, bool rerun) noexcept {
     const std::uint32_t count = jack_.midi_get_event_count(buffer);
-    std::swap(last_read_, read_);
-    read_.clear();
+    PeriodEvents& last_read = periods_[current_];
+    current_ ^= 1U;
+    PeriodEvents& read = periods_[current_];
+    read.clear();
     bool any = false;
     for (std::uint32_t i = 0; i < count; ++i) {
       jack_midi_event_t event;
@@ -424,8 +425,8 @@ class JackMidi {
       m.size = static_cast<std::uint8_t>(event.size);
       std::copy(event.buffer, event.buffer + event.size, m.data.begin());
       const FramedMessage framed{event.time, m.size, m.data};
-      read_.add(framed);
-      if (rerun && last_read_.contains(framed)) {
+      read.add(framed);
+      if (rerun && last_read.contains(framed)) {
         stale_in.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
@@ -479,9 +480,9 @@ class JackMidi {
   std::uint64_t wakes_ = 0;
   std::uint64_t frames_seen_ = 0;  // since the first period, past the 32-bit counter's wrap
   jack_nframes_t last_first_ = 0;
-  // read_input's state, the process thread's own
-  PeriodEvents read_;
-  PeriodEvents last_read_;
+  // read_input's state, the process thread's own: this period's events and the last's
+  std::array<PeriodEvents, 2> periods_{};
+  unsigned current_ = 0;
   int wake_read_ = -1;
   int wake_write_ = -1;
   Ring<kInputRing> in_messages_;
