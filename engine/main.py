@@ -1,9 +1,9 @@
 """`lkjam engine`: the process that runs next to Ableton Live.
 
 Threads: the main thread serves the ZeroMQ socket; the generator thread owns the step,
-the beat clock and the scheduler; rtmidi's thread only enqueues input; a worker thread
-loads models and answers `accompany`. SIGINT/SIGTERM end it cleanly, releasing every
-sounding AI note and sending All Notes Off.
+the beat clock and the scheduler, and on JACK reads the input itself (elsewhere rtmidi's
+thread only enqueues it); a worker thread loads models and answers `accompany`.
+SIGINT/SIGTERM end it cleanly, releasing every sounding AI note and sending All Notes Off.
 """
 
 from __future__ import annotations
@@ -371,7 +371,8 @@ def main(argv: Sequence[str]) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    # Let rtmidi's callback thread get the GIL quickly when another thread is busy.
+    # A thread woken by input (the generator, or rtmidi's callback thread) gets the GIL
+    # within half a millisecond when another thread is busy, not five.
     sys.setswitchinterval(0.0005)
     try:
         engine = Engine(args)

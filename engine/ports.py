@@ -60,6 +60,7 @@ READ_WAIT_S = 0.05  # the JACK reader's longest sleep: how soon it sees a reques
 # handed over it sounds: it can no longer be cancelled.
 HANDOVER_PERIODS = 2
 HANDOVER_MARGIN_S = 0.004
+PORT_WAIT_S = 10.0  # how long `JackClient.connect_to` waits for the other port to appear
 CLOSE_DRAIN_S = 0.25  # how long closing waits for handed-over messages (note-offs) to leave
 
 
@@ -392,6 +393,25 @@ class JackClient(_Receiver):
             self._native.connect(source, destination)
         except RuntimeError as exc:
             raise PortError(str(exc)) from None
+
+    def connect_to(self, suffix: str, timeout_s: float = PORT_WAIT_S) -> str:
+        """Connect this client's output to the port whose name ends in `:suffix` (or, for a
+        client with only an input, that port to its input), once the port appears, as
+        another program's port appears when that program starts. Returns the port's name;
+        PortError if it has not appeared within `timeout_s`."""
+        sending = bool(self.output_name)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [n for n in self.ports(sources=not sending) if n.endswith(":" + suffix)]
+            if found:
+                if sending:
+                    self.connect(self.output_name, found[0])
+                else:
+                    self.connect(found[0], self.input_name)
+                return found[0]
+            if time.monotonic() > deadline:
+                raise PortError(f"JACK port {suffix!r} did not appear within {timeout_s:g} s")
+            time.sleep(0.05)
 
     @property
     def xruns(self) -> int:

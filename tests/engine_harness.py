@@ -20,7 +20,7 @@ import zmq
 from lkjam.engine.ports import JackClient
 from lkjam.engine.scheduler import wait_until
 
-from lkjam.bench_engine import CLOCK_AHEAD_S, find_port
+from lkjam.bench_engine import CLOCK_AHEAD_S
 from lkjam.demo_live import sounding_pitches
 from lkjam.random_model import random_model
 
@@ -129,8 +129,8 @@ class Midi:
     def __init__(self, in_name: str, out_name: str) -> None:
         self.player = JackClient(output="player", client="lkjam-test-player")
         self.recorder = JackClient(input="recorder", client="lkjam-test-recorder", capacity=10**6)
-        self.player.connect(self.player.output_name, find_port(self.player, in_name, False))
-        self.recorder.connect(find_port(self.recorder, out_name, True), self.recorder.input_name)
+        self.player.connect_to(in_name)
+        self.recorder.connect_to(out_name)
 
     @property
     def received(self) -> list[tuple[float, tuple[int, ...]]]:
@@ -158,7 +158,7 @@ class ClockSender:
 
     def __init__(self, port: str, stream: Iterable[tuple[float, Sequence[int]]]) -> None:
         self.out = JackClient(output="clock", client="lkjam-test-clock")
-        self.out.connect(self.out.output_name, find_port(self.out, port, False))
+        self.out.connect_to(port)
         self._stream = stream
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

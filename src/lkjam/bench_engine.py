@@ -105,17 +105,6 @@ class TempoMap:
         return t_k + (beat - b_k) / bps
 
 
-def find_port(client: JackClient, suffix: str, sources: bool) -> str:
-    """The full name of the JACK port ending in `suffix`, once it appears."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for name in client.ports(sources):
-            if name.endswith(":" + suffix):
-                return name
-        time.sleep(0.05)
-    raise RuntimeError(f"JACK port {suffix!r} did not appear")
-
-
 class EngineRun:
     """The engine process, a DEALER, two players (clock, notes) and a recorder."""
 
@@ -146,11 +135,9 @@ class EngineRun:
         self.recorder: JackClient = JackClient(
             input="recorder", client="bench-recorder", capacity=1_000_000
         )
-        engine_in = find_port(self.clock, self.in_name, sources=False)
-        self.clock.connect(self.clock.output_name, engine_in)
-        self.player.connect(self.player.output_name, engine_in)
-        engine_out = find_port(self.recorder, self.out_name, sources=True)
-        self.recorder.connect(engine_out, self.recorder.input_name)
+        self.clock.connect_to(self.in_name)
+        self.player.connect_to(self.in_name)
+        self.recorder.connect_to(self.out_name)
         self.sender: ClockSender | None = None
 
     def start_clock(

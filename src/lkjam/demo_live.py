@@ -27,7 +27,7 @@ import rtmidi
 from lkjam.engine.events import ROLE_INDEX
 from lkjam.engine.keys import parse_key
 from lkjam.engine.midi_file import read_midi
-from lkjam.engine.ports import RTMIDI_APIS, JackClient
+from lkjam.engine.ports import RTMIDI_APIS, JackClient, PortError
 from lkjam.engine.sync import MIDI_CLOCK, MIDI_START, MIDI_STOP, TICKS_PER_BEAT
 from lkjam.remote_script.fake_live.driver import FakeLive
 
@@ -131,25 +131,18 @@ def open_port(kind: str, backend: str, client: str, wanted: str, timeout: float 
         time.sleep(0.05)
 
 
-def open_jack(client: str, wanted: str, output: bool, timeout: float = 10.0) -> JackClient:
+def open_jack(client: str, wanted: str, output: bool) -> JackClient:
     """A JACK client of the engine's own kind (frame-exact) connected to the engine's port
     `wanted`: as Live does on macOS, which timestamps what it sends."""
     port = JackClient(
         client=client, capacity=1_000_000, **{"output" if output else "input": "port"}
     )
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [name for name in port.ports(sources=not output) if name.endswith(":" + wanted)]
-        if found:
-            if output:
-                port.connect(port.output_name, found[0])
-            else:
-                port.connect(found[0], port.input_name)
-            return port
-        if time.monotonic() > deadline:
-            port.close()
-            raise RuntimeError(f"JACK port {wanted!r} did not appear")
-        time.sleep(0.05)
+    try:
+        port.connect_to(wanted)
+    except PortError:
+        port.close()
+        raise
+    return port
 
 
 def sounding_pitches(messages: Iterable[Sequence[int]]) -> set[int]:

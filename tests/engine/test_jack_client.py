@@ -193,6 +193,35 @@ def test_the_engines_input_is_read_by_the_thread_that_waits_for_it(
         midi_in.close()
 
 
+def test_connect_to_waits_for_the_port_to_appear(jack_server: JackServer) -> None:
+    """Another program's port may appear after ours: each side connects once it does, and
+    a port that never appears is a PortError naming it."""
+    with (
+        JackClient(output="out", client="test-early-sender") as sender,
+        JackClient(input="in", client="test-early-recorder") as recorder,
+    ):
+        later: list[JackClient] = []
+        timer = threading.Timer(
+            0.3, lambda: later.append(JackClient(input="late in", client="test-late"))
+        )
+        timer.start()
+        try:
+            assert sender.connect_to("late in") == "test-late:late in"
+            timer.join()
+            assert recorder.connect_to(sender.output_name.split(":")[-1]) == sender.output_name
+            wait_for(
+                lambda: sender.send([0x90, 1, 1]) or (recorder.queue and later[0].queue),
+                5,
+                "both connections",
+            )
+        finally:
+            timer.join()
+            for client in later:
+                client.close()
+        with pytest.raises(ports.PortError, match="'nowhere' did not appear"):
+            sender.connect_to("nowhere", timeout_s=0.2)
+
+
 def test_input_queue_is_bounded_and_counts_what_it_drops(jack_server: JackServer) -> None:
     with JackClient(input="lkjam test bounded", capacity=100) as port:
         for k in range(1000):  # as the reader would, with nobody consuming
