@@ -9,6 +9,7 @@ SIGINT/SIGTERM end it cleanly, releasing every sounding AI note and sending All 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -268,12 +269,14 @@ class Engine:
 
     def run(self) -> None:
         assert self.server is not None and self.midi_in is not None
+        frozen = freeze_heap()
         self.thread = threading.Thread(
             target=self.generator.run, args=(self.stop,), name="lkjam-generator"
         )
         self.thread.start()
         log.info(
-            "ready: model %s (%s), MIDI %r -> %r (%s), socket %s, output offset %g ms",
+            "ready: model %s (%s), MIDI %r -> %r (%s), socket %s, output offset %g ms; "
+            "%d start-up objects kept out of garbage collection",
             self.style,
             self.model.path,
             self.args.in_port,
@@ -281,6 +284,7 @@ class Engine:
             self.midi_in.backend,
             self.server.endpoint,
             self.args.output_offset_ms,
+            frozen,
         )
         while not self.stop.is_set():
             self.server.poll_once(POLL_MS)
@@ -362,6 +366,17 @@ def output_offset(text: str) -> float:
             f"must be in 0..{protocol.MAX_OUTPUT_OFFSET_MS:g} ms (got {text})"
         )
     return value
+
+
+def freeze_heap() -> int:
+    """Keep what exists now (modules, the model, the ports) out of every later garbage
+    collection; returns how many objects that is. A full collection holds the GIL while
+    it scans the whole heap: measured in the engine, 16.6 ms for 28,000 objects, which
+    stalled the generator and sent an AI note 14 ms late. Frozen, those objects are
+    still freed when no longer referenced; only a cycle among them would stay."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def main(argv: Sequence[str]) -> int:

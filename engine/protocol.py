@@ -642,6 +642,8 @@ for it (the tests do).
 - Every message is **one frame** of UTF-8 JSON: an object with `"v": {PROTOCOL_VERSION}` and a
   `"type"` from the tables below. Fields not listed are rejected.
 - Beats are quarter notes of song time; `t` is the sender's monotonic clock in seconds.
+  On the engine's machine that is the engine's own clock (Python's `time.perf_counter`),
+  and the engine reads it as such.
 - **Size cap:** a frame above {MAX_MESSAGE_BYTES} bytes is answered with `error` and
   ignored; ZeroMQ drops a frame above {SOCKET_MAX_BYTES} bytes and disconnects that peer
   (its DEALER reconnects by itself). At most {MAX_NOTES} notes per message.

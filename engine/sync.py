@@ -70,6 +70,13 @@ class TransportFit:
     CLOCK_STEP_POINTS = 5
     CLOCK_STEP_S = 1.0
     CLOCK_AGREE_S = 0.05
+    # A sender on this machine (Live's script) reads the same monotonic clock as we do, so
+    # its delay is all transit, none of it clock offset: how late the message came says
+    # nothing of when the beat was read. A least delay in [0, SAME_CLOCK_S) means that
+    # clock: another machine's monotonic clock (its time since boot) is that close to
+    # ours about once in a million, and a first snapshot may wait tens of ms for a busy
+    # engine.
+    SAME_CLOCK_S = 0.1
 
     def __init__(self) -> None:
         self.line: BeatLine | None = None
@@ -93,8 +100,8 @@ class TransportFit:
         return not self._suspects
 
     def _local_time(self, t_sender: float, t_recv: float) -> float:
-        # A small (receive - send) is the clock offset plus the least delay: the best
-        # estimate of when the sender really read the beat, on our clock.
+        # A small (receive - send) is the clock offset plus the least delay: on another
+        # clock, the best estimate of when the sender really read the beat, on ours.
         self._delays.append(t_recv - t_sender)
         newest = list(self._delays)[-self.CLOCK_STEP_POINTS :]
         estimate = self._delay()
@@ -106,7 +113,7 @@ class TransportFit:
             self._delays.clear()
             self._delays.extend(newest)
             estimate = self._delay()
-        return t_sender + estimate
+        return t_sender if 0.0 <= estimate < self.SAME_CLOCK_S else t_sender + estimate
 
     def _delay(self) -> float:
         ranked = sorted(self._delays)

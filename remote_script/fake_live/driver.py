@@ -189,6 +189,12 @@ class FakeLive:
     def fire(self, track: Any, slot: int) -> None:
         track.clip_slots[slot].fire()
 
+    def run_position(self, position: Optional[Callable[[], float]]) -> None:
+        """Let the song position run between ticks, as Live's does: while playing, reading
+        current_song_time returns `position()`, the beat at that moment (the demo's tempo
+        map). None, the default: the position moves only with `advance`."""
+        self.song._position = position
+
     def advance(self, seconds: float) -> None:
         """Move the transport and the playing clips `seconds` forward (no tick)."""
         if not self.song.is_playing:

@@ -365,6 +365,9 @@ class LiveSet:
             ],
             key=lambda cue: cue[0],
         )
+        # The script reads the position some time into its tick (after its other work);
+        # Live's has moved on by then, so the fake's must run too.
+        self.live.run_position(lambda: timeline.beat_at(time.perf_counter()))
         self.live.play()
         self.tick(timeline.t0)  # cues on beat 0 happen now
 

@@ -35,9 +35,9 @@ definitions
   player's MIDI port to the engine having fed it to the model and drawn the AI's next
   move (the first plan drawn after that note, before the next one). Every human note
   counts, whatever the model then decides; only the output port hop is missing.
-- timing error: for each AI note planned ahead of time (its beat still in the future
-  when the engine committed it), |arrival time at the recorder - the wall time of its
-  planned beat on the fake transport's true beat line|. It adds up the engine's sync
+- timing error: for each AI note planned after the beat of the event it follows (not a
+  reaction), |arrival time at the recorder - the wall time of its planned beat on the
+  fake transport's true beat line|; a note the engine committed too late counts too. It adds up the engine's sync
   error (its beat clock against the real transport) and the send jitter.
 - NiCR (ReaLchords' note-in-chord ratio): over the time when the human or the clip and
   the AI both sound, the share of the human's and clip's sounding pitch classes that the
@@ -53,32 +53,28 @@ class PlannedNote:
     t_on: float  # the engine's wall time for it
     now: float  # when the engine committed it
     after: str | None  # role of the event it was planned after (None: the first)
-    human_beat: float | None = None  # the beat of the last human note fed before it
+    fed_beat: float | None = None  # the beat of the last human note or AI note before it
 
     @property
     def immediate(self) -> bool:
-        """Planned at (or before) the beat of what it answers: due when committed, or on
-        the very beat of the human note it follows (on JACK a note placed ahead of time is
-        heard before its frame, and can be answered on it)."""
-        if self.t_on <= self.now:
-            return True
-        return (
-            self.after == "human"
-            and self.human_beat is not None
-            and (self.beat <= self.human_beat + 1e-6)
-        )
+        """Planned on the beat of the event just fed (the model's time-shift was 0): due
+        when committed, or, on JACK, on the very frame of a human note heard ahead of it.
+        A plan committed after its time for another reason (the engine stalled) is late,
+        not immediate: its error counts in the timing error."""
+        return self.fed_beat is not None and self.beat <= self.fed_beat + 1e-6
 
 
 def planned_notes(trace: Sequence[dict[str, Any]]) -> list[PlannedNote]:
     """The AI notes the engine committed (its `plan` events)."""
-    plans, human_beat = [], None
+    plans, fed_beat = [], None
     for e in trace:
         if e["kind"] == "input":
-            human_beat = e["beat"]
+            fed_beat = e["beat"]
         elif e["kind"] == "plan":
             plans.append(
-                PlannedNote(e["pitch"], e["beat"], e["t_on"], e["t"], e["after"], human_beat)
+                PlannedNote(e["pitch"], e["beat"], e["t_on"], e["t"], e["after"], fed_beat)
             )
+            fed_beat = e["beat"]
     return plans
 
 

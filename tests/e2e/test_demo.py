@@ -155,7 +155,7 @@ def test_planned_notes_match_what_was_heard() -> None:
     plans = [
         PlannedNote(60, 1.0, t_on=1.0, now=0.996, after="clip"),
         PlannedNote(62, 1.5, t_on=1.5, now=1.496, after="ai"),  # cancelled by a stop
-        PlannedNote(64, 2.0, t_on=1.9, now=2.0, after="human"),
+        PlannedNote(64, 2.0, t_on=1.9, now=2.0, after="human", fed_beat=2.0),
     ]
     heard = [Note(1.002, 1.2, 60, 90), Note(2.003, 2.4, 64, 90)]
     matched = match_plans(plans, heard)
@@ -175,9 +175,14 @@ def test_plans_and_reactions_come_from_the_trace() -> None:
         {"v": 1, "kind": "sent", "t": 1.5, "pitch": 64, "velocity": 80, "due": 1.5},
     ]  # fmt: skip
     assert drawn_after_human(trace) == [1.0]
-    assert planned_notes(trace) == [
-        PlannedNote(64, 2.5, 1.5, now=1.4, after="clip", human_beat=2.0)
-    ]
+    assert planned_notes(trace) == [PlannedNote(64, 2.5, 1.5, now=1.4, after="clip", fed_beat=2.0)]
     # Planned after the human note, on its beat, before its time came: a reaction.
-    assert PlannedNote(64, 2.0, 1.5, now=1.4, after="human", human_beat=2.0).immediate
-    assert not PlannedNote(64, 2.5, 1.5, now=1.4, after="human", human_beat=2.0).immediate
+    assert PlannedNote(64, 2.0, 1.5, now=1.4, after="human", fed_beat=2.0).immediate
+    assert not PlannedNote(64, 2.5, 1.5, now=1.4, after="human", fed_beat=2.0).immediate
+    # Half a beat after the human note, but committed late (the engine stalled): a late
+    # note, not a reaction.
+    assert not PlannedNote(64, 2.5, 1.5, now=1.52, after="human", fed_beat=2.0).immediate
+    # A chord note stacked on the AI note just planned, on its beat.
+    trace.append({"v": 1, "kind": "plan", "t": 1.4, "pitch": 67, "velocity": 80, "beat": 2.5,
+                  "duration": 0.5, "t_on": 1.5, "after": "ai"})  # fmt: skip
+    assert planned_notes(trace)[1].immediate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -36,6 +37,10 @@ def test_status_carries_every_count_and_accompany_follows_the_mode(
         client.send("accompany", id="a", track=0, slot=0, length=8.0, notes=NOTES)
         assert client.wait("clip_notes")["id"] == "a"
         wait_for(lambda: "accompany 'a' (call_response)" in engine.log(), 5, "the log line")
+        # What start-up made (the modules, the model) is never scanned by the garbage
+        # collector again: a full scan of it stalls every thread for 10-20 ms.
+        frozen = re.search(r"(\d+) start-up objects kept out of garbage collection", engine.log())
+        assert frozen is not None and int(frozen.group(1)) > 10_000
     finally:
         client.close()
         engine.stop()

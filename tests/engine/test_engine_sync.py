@@ -205,6 +205,25 @@ def test_one_snapshot_with_a_bad_t_does_not_move_the_clock_offset() -> None:
     assert np.abs(errors_ms(fit.line.beat_at, truth, np.array([5.0]))).max() < 3.0
 
 
+@pytest.mark.parametrize("sender_clock", [0.0, -1000.0])
+def test_a_sender_on_our_clock_is_read_at_its_own_time(sender_clock: float) -> None:
+    """Live's script on this machine stamps `t` with our clock: how late its snapshots
+    arrive (0.8 ms or more here) says nothing of when it read the beat. On another clock
+    only the least delay can be known, and it is taken for the offset."""
+    rng = np.random.default_rng(9)
+    truth = TempoMap([(0.0, 120.0)])
+    fit = TransportFit()
+    for t in np.arange(0.0, 3.0, 0.1):
+        delivery = 0.0008 + rng.exponential(0.001)
+        fit.update(120.0, truth.beat(t), True, (4, 4), t + sender_clock, t + delivery)
+    assert fit.line is not None
+    late_ms = -errors_ms(fit.line.beat_at, truth, np.array([3.0]))[0]
+    if sender_clock == 0.0:
+        assert abs(late_ms) < 0.01
+    else:
+        assert 0.8 <= late_ms < 1.2
+
+
 def test_a_sender_clock_step_starts_the_offset_over() -> None:
     rng = np.random.default_rng(8)
     truth = TempoMap([(0.0, 120.0)])

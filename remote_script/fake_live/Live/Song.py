@@ -55,10 +55,19 @@ class Song(_lom.LomObject):
         )
         self._values["view"] = Song.View(self)
         self._midi_inputs = ("lkjam out",)  # MIDI input ports with Track on
+        self._position = None  # FakeLive.run_position: the beat now, read while playing
 
     tempo = _lom.value("tempo", writable=True)
     is_playing = _lom.value("is_playing", writable=True)
-    current_song_time = _lom.value("current_song_time", writable=True)
+
+    def _song_time(self):
+        # Live's audio thread moves the position between the script's ticks: with a
+        # running position, a read while playing gets the beat at that moment.
+        if self._position is not None and self._values["is_playing"]:
+            return float(self._position())
+        return self._values["current_song_time"]
+
+    current_song_time = property(_song_time, _lom.value("current_song_time", writable=True).fset)
     signature_numerator = _lom.value("signature_numerator", writable=True)
     signature_denominator = _lom.value("signature_denominator", writable=True)
     tracks = _lom.value("tracks")
