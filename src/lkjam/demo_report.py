@@ -35,10 +35,10 @@ definitions
   player's MIDI port to the engine having fed it to the model and drawn the AI's next
   move (the first plan drawn after that note, before the next one). Every human note
   counts, whatever the model then decides; only the output port hop is missing.
-- timing error: for each AI note planned after the beat of the event it follows (not a
-  reaction), |arrival time at the recorder - the wall time of its planned beat on the
-  fake transport's true beat line|; a note the engine committed too late counts too. It adds up the engine's sync
-  error (its beat clock against the real transport) and the send jitter.
+- timing error: for each AI note that is not a reaction (scheduled ahead, or committed
+  too late), |arrival time at the recorder - the wall time of its planned beat on the
+  fake transport's true beat line|. It adds up the engine's sync error (its beat clock
+  against the real transport) and the send jitter.
 - NiCR (ReaLchords' note-in-chord ratio): over the time when the human or the clip and
   the AI both sound, the share of the human's and clip's sounding pitch classes that the
   AI also sounds (lkjam.metrics.nicr; 1 = the AI always covers the others' notes).
@@ -57,11 +57,13 @@ class PlannedNote:
 
     @property
     def immediate(self) -> bool:
-        """Planned on the beat of the event just fed (the model's time-shift was 0): due
-        when committed, or, on JACK, on the very frame of a human note heard ahead of it.
-        A plan committed after its time for another reason (the engine stalled) is late,
-        not immediate: its error counts in the timing error."""
-        return self.fed_beat is not None and self.beat <= self.fed_beat + 1e-6
+        """Planned on the beat of the event just fed (the model's time-shift was 0) and due
+        when committed, or on the very frame of a human note heard ahead of it (JACK). A
+        plan committed after its time for another reason (the engine stalled) is late, not
+        immediate, and a chord note committed ahead of its beat is scheduled: the errors of
+        both count in the timing error."""
+        on_beat = self.fed_beat is not None and self.beat <= self.fed_beat + 1e-6
+        return on_beat and (self.t_on <= self.now or self.after == "human")
 
 
 def planned_notes(trace: Sequence[dict[str, Any]]) -> list[PlannedNote]:

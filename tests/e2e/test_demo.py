@@ -182,7 +182,9 @@ def test_plans_and_reactions_come_from_the_trace() -> None:
     # Half a beat after the human note, but committed late (the engine stalled): a late
     # note, not a reaction.
     assert not PlannedNote(64, 2.5, 1.5, now=1.52, after="human", fed_beat=2.0).immediate
-    # A chord note stacked on the AI note just planned, on its beat.
+    # A chord note stacked on the AI note just planned, on its beat: scheduled ahead of
+    # it, or (on a reaction) due at once.
     trace.append({"v": 1, "kind": "plan", "t": 1.4, "pitch": 67, "velocity": 80, "beat": 2.5,
                   "duration": 0.5, "t_on": 1.5, "after": "ai"})  # fmt: skip
-    assert planned_notes(trace)[1].immediate
+    assert not planned_notes(trace)[1].immediate
+    assert PlannedNote(67, 2.0, 1.5, now=1.5, after="ai", fed_beat=2.0).immediate
