@@ -17,6 +17,7 @@ Wall time is `time.perf_counter()` seconds everywhere in the engine.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from dataclasses import dataclass
@@ -180,6 +181,19 @@ class TransportFit:
         t_last = self._points[-1][0]
         offset = statistics.median(b - bps * (t - t_last) for t, b in self._points)
         self.line = BeatLine(t_last, offset, bps)
+
+
+def _fit_line(t: np.ndarray, beat: np.ndarray) -> tuple[float, float]:
+    """Least-squares (slope, intercept) of beat over t, in closed form: at 24 points
+    np.polyfit's SVD took most of the engine's time per clock tick. NaN for points all at
+    one time (no slope: no believable line)."""
+    t_mean, beat_mean = t.mean(), beat.mean()
+    dt = t - t_mean
+    spread = float(dt @ dt)
+    if spread <= 1e-18:
+        return math.nan, math.nan
+    slope = float(dt @ (beat - beat_mean)) / spread
+    return slope, float(beat_mean - slope * t_mean)
 
 
 class MidiClockFit:
@@ -353,7 +367,7 @@ class MidiClockFit:
             if MIN_BPS <= bps <= self.MAX_TEMPO / 60.0:
                 self.line = BeatLine(t_ref, float(beat[-1]), float(bps))
             return
-        slope, icept = np.polyfit(t, beat, 1)
+        slope, icept = _fit_line(t, beat)
         late_s = (beat - (icept + slope * t)) / slope  # > 0: the tick came early
         newest = late_s[-self.BEND_POINTS :]
         if len(pts) > 2 * self.BEND_POINTS and (
@@ -365,7 +379,7 @@ class MidiClockFit:
             return self._fit()
         keep = late_s > -self.TRIM_S  # drop ticks delivered late (scheduling hiccups)
         if keep.sum() >= 3 and not keep.all():
-            slope, icept = np.polyfit(t[keep], beat[keep], 1)
+            slope, icept = _fit_line(t[keep], beat[keep])
         if MIN_BPS <= slope <= self.MAX_TEMPO / 60.0:  # else keep the last believable line
             self.line = BeatLine(t_ref, float(icept), float(slope))
 
