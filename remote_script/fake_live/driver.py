@@ -199,12 +199,18 @@ class FakeLive:
         """Move the transport and the playing clips `seconds` forward (no tick)."""
         if not self.song.is_playing:
             return
-        beat = self.song.current_song_time + seconds * self.song.tempo / 60.0
+        # From the position of the last advance: a running position (run_position) has
+        # already moved on by itself.
+        beat = self.song._values["current_song_time"] + seconds * self.song.tempo / 60.0
         self.song._set("current_song_time", beat)
         for track in self.song.tracks:
             if track.playing_slot_index >= 0:
                 clip = track.clip_slots[track.playing_slot_index].clip
-                clip._values["playing_position"] = _clip_position(clip, beat)
+                clip._values["playing_position"] = clip._position_at(beat)
+
+    def advance_to(self, beat: float) -> None:
+        """Move the transport to song beat `beat` (no tick)."""
+        self.advance((beat - self.song._values["current_song_time"]) * 60.0 / self.song.tempo)
 
     def tick(self, seconds: Optional[float] = None) -> None:
         """Advance by `seconds` (default: the real time since the last tick), then tick."""
@@ -233,12 +239,3 @@ class FakeLive:
                 break
             time.sleep(max(0.0, next_tick - self._clock()))
         time.sleep(max(0.0, end - self._clock()))
-
-
-def _clip_position(clip: Any, song_beat: float) -> float:
-    """Clip time at `song_beat` for a clip that started at clip._start_beat."""
-    position = clip.start_marker + (song_beat - clip._start_beat)
-    if clip.looping and position >= clip.loop_end:
-        span = clip.loop_end - clip.loop_start
-        position = clip.loop_start + (position - clip.loop_start) % span
-    return position

@@ -127,7 +127,7 @@ def open_port(kind: str, backend: str, client: str, wanted: str, timeout: float 
             return midi
         if time.monotonic() > deadline:
             midi.delete()
-            raise RuntimeError(f"MIDI port {wanted!r} did not appear ({backend}); saw {names}")
+            raise PortError(f"MIDI port {wanted!r} did not appear ({backend}); saw {names}")
         time.sleep(0.05)
 
 
@@ -378,14 +378,10 @@ class LiveSet:
             target = self.timeline.beat_at(now)
             while self._cues and self._cues[0][0] <= target:
                 beat, cue = self._cues.pop(0)
-                self._advance_to(beat)
+                self.live.advance_to(beat)
                 cue()
-            self._advance_to(target)
+            self.live.advance_to(target)
         self.surface.update_display()
-
-    def _advance_to(self, beat: float) -> None:
-        song = self.live.song
-        self.live.advance((beat - float(song.current_song_time)) * 60.0 / song.tempo)
 
     def stop(self) -> None:
         self.live.stop()

@@ -53,7 +53,7 @@ class PlannedNote:
     t_on: float  # the engine's wall time for it
     now: float  # when the engine committed it
     after: str | None  # role of the event it was planned after (None: the first)
-    fed_beat: float | None = None  # the beat of the last human note or AI note before it
+    fed_beat: float | None = None  # the beat of the human note or reaction it may answer
 
     @property
     def immediate(self) -> bool:
@@ -68,15 +68,18 @@ class PlannedNote:
 
 def planned_notes(trace: Sequence[dict[str, Any]]) -> list[PlannedNote]:
     """The AI notes the engine committed (its `plan` events)."""
-    plans, fed_beat = [], None
+    plans: list[PlannedNote] = []
+    fed_beat = None  # the beat a reaction would be on; None: nothing to react to
     for e in trace:
         if e["kind"] == "input":
             fed_beat = e["beat"]
+        elif e["kind"] == "transport":
+            fed_beat = None  # the stream starts afresh
         elif e["kind"] == "plan":
-            plans.append(
-                PlannedNote(e["pitch"], e["beat"], e["t_on"], e["t"], e["after"], fed_beat)
-            )
-            fed_beat = e["beat"]
+            plan = PlannedNote(e["pitch"], e["beat"], e["t_on"], e["t"], e["after"], fed_beat)
+            plans.append(plan)
+            # A chord note stacked on this one is a reaction only if this one was.
+            fed_beat = plan.beat if plan.immediate else None
     return plans
 
 
@@ -198,7 +201,7 @@ def jam_events(
     rows: list[tuple[float, float, int, int, int]] = []
     for role, notes in (("human", human), ("ai", ai)):
         for n in notes:
-            on = timeline.beat_at(n.t_on)
+            on = max(0.0, timeline.beat_at(n.t_on))  # a note on beat 0 may come a hair early
             off = timeline.beat_at(n.t_off) if n.t_off is not None else max(stop_beat, on)
             rows.append((on, max(off - on, 1 / 96), n.pitch, max(1, n.velocity), ROLE_INDEX[role]))
     for beat, pitch, dur, vel in unroll(piece, stop_beat):

@@ -9,18 +9,21 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import mido
 import numpy as np
 import pytest
+from lkjam.engine.events import ROLE_INDEX
 from lkjam.engine.model_file import ModelMeta, save_model
 
 from lkjam import _step, demo
-from lkjam.demo_live import Timeline
+from lkjam.demo_live import Timeline, load_piece
 from lkjam.demo_report import (
     Note,
     PlannedNote,
     drawn_after_human,
+    jam_events,
     match_plans,
     pair_notes,
     planned_notes,
@@ -182,9 +185,34 @@ def test_plans_and_reactions_come_from_the_trace() -> None:
     # Half a beat after the human note, but committed late (the engine stalled): a late
     # note, not a reaction.
     assert not PlannedNote(64, 2.5, 1.5, now=1.52, after="human", fed_beat=2.0).immediate
-    # A chord note stacked on the AI note just planned, on its beat: scheduled ahead of
-    # it, or (on a reaction) due at once.
-    trace.append({"v": 1, "kind": "plan", "t": 1.4, "pitch": 67, "velocity": 80, "beat": 2.5,
-                  "duration": 0.5, "t_on": 1.5, "after": "ai"})  # fmt: skip
-    assert not planned_notes(trace)[1].immediate
-    assert PlannedNote(67, 2.0, 1.5, now=1.5, after="ai", fed_beat=2.0).immediate
+
+    def plan(t: float, beat: float, t_on: float, after: str) -> dict[str, Any]:
+        return {"v": 1, "kind": "plan", "t": t, "pitch": 67, "velocity": 80, "beat": beat,
+                "duration": 0.5, "t_on": t_on, "after": after}  # fmt: skip
+
+    def immediate(events: list[dict[str, Any]]) -> list[bool]:
+        return [p.immediate for p in planned_notes(events)]
+
+    # Chord notes stacked on an AI note, on its beat: scheduled when it was scheduled...
+    assert immediate([*trace, plan(1.4, 2.5, 1.5, "ai")]) == [False, False]
+    # ...reactions when it was one (due at once on the human note's beat)...
+    reaction = [trace[0], plan(1.0, 2.0, 0.99, "human"), plan(1.0, 2.0, 0.99, "ai")]
+    assert immediate(reaction) == [True, True]
+    # ...and late when it was late (half a beat after the human note, committed after
+    # its time).
+    late = [trace[0], plan(1.3, 2.5, 1.25, "human"), plan(1.3, 2.5, 1.25, "ai")]
+    assert immediate(late) == [False, False]
+    # After a transport start or jump, nothing fed before is answered.
+    jumped = [trace[0], {"v": 1, "kind": "transport", "t": 1.0, "why": "jump", "beat": 0.0}]
+    assert immediate([*jumped, plan(1.0, 0.0, 0.99, "clip")]) == [False]
+
+
+def test_a_note_a_hair_before_beat_0_is_written_on_it() -> None:
+    """The engine's sync is exact to a fraction of a millisecond either way: an AI note on
+    beat 0 may arrive just before it, and the jam file must still be written."""
+    timeline = Timeline(t0=10.0, tempo=120.0, change_beat=8.0, new_tempo=132.0)
+    ai = [Note(9.9999, 10.2, 60, 90), Note(10.5, 10.7, 64, 90)]
+    events = jam_events(load_piece(), timeline, 4.0, [], ai)
+    ai_rows = events[events["role"] == ROLE_INDEX["ai"]]
+    assert sorted(ai_rows["beat"].tolist()) == [0.0, 1.0]
+    assert events["beat"].min() >= 0.0

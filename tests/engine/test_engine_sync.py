@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -15,6 +16,7 @@ from lkjam.engine.sync import (
     Sync,
     SyncEvent,
     TransportFit,
+    _fit_line,
 )
 
 
@@ -203,6 +205,14 @@ def test_one_snapshot_with_a_bad_t_does_not_move_the_clock_offset() -> None:
     feed_transport(fit, truth, np.arange(3.1, 5.0, 0.1), rng)
     assert fit.line is not None
     assert np.abs(errors_ms(fit.line.beat_at, truth, np.array([5.0]))).max() < 3.0
+
+
+def test_the_clock_line_is_the_least_squares_line() -> None:
+    rng = np.random.default_rng(10)
+    t = np.sort(rng.uniform(-0.5, 0.0, 24))
+    beat = 7.0 + 2.2 * t + rng.normal(0, 1e-4, 24)
+    assert np.allclose(_fit_line(t, beat), np.polyfit(t, beat, 1), rtol=1e-9, atol=1e-12)
+    assert all(math.isnan(x) for x in _fit_line(np.zeros(3), np.arange(3.0)))  # no slope
 
 
 @pytest.mark.parametrize("sender_clock", [0.0, -1000.0])

@@ -197,8 +197,8 @@ def test_connect_to_waits_for_the_port_to_appear(jack_server: JackServer) -> Non
     """Another program's port may appear after ours: each side connects once it does, and
     a port that never appears is a PortError naming it."""
     with (
-        JackClient(output="out", client="test-early-sender") as sender,
-        JackClient(input="in", client="test-early-recorder") as recorder,
+        JackClient(output="early out", client="test-early-sender") as sender,
+        JackClient(input="early in", client="test-early-recorder") as recorder,
     ):
         later: list[JackClient] = []
         timer = threading.Timer(
@@ -208,7 +208,7 @@ def test_connect_to_waits_for_the_port_to_appear(jack_server: JackServer) -> Non
         try:
             assert sender.connect_to("late in") == "test-late:late in"
             timer.join()
-            assert recorder.connect_to(sender.output_name.split(":")[-1]) == sender.output_name
+            assert recorder.connect_to("early out") == sender.output_name
             wait_for(
                 lambda: sender.send([0x90, 1, 1]) or (recorder.queue and later[0].queue),
                 5,

@@ -249,6 +249,26 @@ def test_driver_runs_a_clip_through_its_loop() -> None:
     assert track.playing_slot_index == -1 and not clip.is_playing
 
 
+def test_a_running_position_is_read_as_it_is_then_and_ticks_keep_their_beats() -> None:
+    """With run_position the script reads the song's and a playing clip's position at the
+    moment it reads them (Live's audio thread moves both between ticks); ticks advance
+    from their own beat, and a clip fired on a tick starts on that tick's beat."""
+    live = FakeLive(tempo=120.0)
+    track = live.add_midi_track("t")
+    clip = live.add_clip(track, 0, 4.0, [(60, 0.0, 1.0, 100)])
+    now = [0.0]
+    live.run_position(lambda: now[0] * 2.0)  # 120 bpm from beat 0
+    live.play()
+    live.advance_to(0.5)  # a tick at beat 0.5, where the clip is fired
+    live.fire(track, 0)
+    now[0] = 0.3
+    assert live.song.current_song_time == pytest.approx(0.6)  # not where the tick left it
+    assert clip.playing_position == pytest.approx(0.1)  # from beat 0.5, the tick's
+    live.advance(0.25)  # the next tick: from the last tick's beat, not from the reading
+    live.stop()
+    assert live.song.current_song_time == pytest.approx(1.0)  # stopped: where it stood
+
+
 def test_driver_ticks_every_100_ms_in_real_time() -> None:
     live = FakeLive()
 

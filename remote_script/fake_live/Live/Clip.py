@@ -94,6 +94,8 @@ class Clip(_lom.LomObject):
         )
         self._notes = []
         self._next_id = 1
+        self._song = None  # set when the clip starts playing
+        self._start_beat = 0.0  # song beat at which it started
 
     name = _lom.value("name", writable=True)
     length = _lom.value("length")
@@ -107,7 +109,25 @@ class Clip(_lom.LomObject):
     is_arrangement_clip = _lom.value("is_arrangement_clip")
     is_playing = _lom.value("is_playing")
     is_triggered = _lom.value("is_triggered")
-    playing_position = _lom.value("playing_position")
+
+    def _position_at(self, song_beat):
+        """Clip time at `song_beat`, for the clip that started at self._start_beat."""
+        position = self.start_marker + (song_beat - self._start_beat)
+        if self.looping and position >= self.loop_end:
+            span = self.loop_end - self.loop_start
+            position = self.loop_start + (position - self.loop_start) % span
+        return position
+
+    def _playing_position(self):
+        # With the song position running (FakeLive.run_position), a playing clip's runs
+        # with it, as in Live: both are read at the moment of reading.
+        song = self._song
+        running = song is not None and song._position is not None and song.is_playing
+        if running and self._values["is_playing"]:
+            return self._position_at(song.current_song_time)
+        return self._values["playing_position"]
+
+    playing_position = property(_playing_position)
     canonical_parent = _lom.value("canonical_parent")
 
     def _add(self, pitch, start, duration, velocity, mute=False):

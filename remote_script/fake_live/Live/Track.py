@@ -113,7 +113,8 @@ class Track(_lom.LomObject):
         if clip is None:
             return
         song = self.canonical_parent
-        clip._start_beat = song.current_song_time
+        clip._start_beat = song._values["current_song_time"]  # the tick's (a cue's) beat
+        clip._song = song
         clip._values["playing_position"] = clip.start_marker
         slot._set("is_playing", True)
         clip._set("is_playing", True)
