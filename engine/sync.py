@@ -74,9 +74,9 @@ class TransportFit:
     # A sender on this machine (Live's script) reads the same monotonic clock as we do, so
     # its delay is all transit, none of it clock offset: how late the message came says
     # nothing of when the beat was read. An estimated delay (above) in [0, SAME_CLOCK_S)
-    # means that clock: another machine's monotonic clock (its time since boot) is that close to
-    # ours about once in a million, and a first snapshot may wait tens of ms for a busy
-    # engine.
+    # means that clock: another machine's monotonic clock (its time since boot) is that
+    # close to ours about once in a million, and a first snapshot may wait tens of ms for
+    # a busy engine.
     SAME_CLOCK_S = 0.1
 
     def __init__(self) -> None:
